@@ -1,0 +1,176 @@
+//! Every setting, from command-line flags or `PARLEY_*` environment variables (`parley --help`
+//! lists them with their defaults). Limits are grouped in [`Limits`] because most of the program
+//! only needs those.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser};
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "parley",
+    version,
+    about = "A self-hosted real-time chat server"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "PARLEY_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+
+    /// Database: `sqlite://FILE` (embedded, the default) or `postgres://USER@HOST/DB`.
+    #[arg(
+        long,
+        env = "PARLEY_DATABASE_URL",
+        default_value = "sqlite://parley.db"
+    )]
+    pub database_url: String,
+
+    /// HS256 secret for tokens. Required on PostgreSQL; on SQLite one is generated at first start
+    /// and kept in a file beside the database.
+    #[arg(long, env = "PARLEY_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// PEM file with the public key of an identity system whose RS256 or EdDSA tokens to accept.
+    #[arg(long, env = "PARLEY_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// Lifetime of the tokens that /api/auth issues, in seconds.
+    #[arg(long, env = "PARLEY_TOKEN_TTL_SECS", default_value_t = 86_400)]
+    pub token_ttl_secs: u64,
+
+    /// Built-in accounts (comma-separated usernames) whose tokens carry `role: admin`.
+    #[arg(long, env = "PARLEY_ADMIN_USERS", value_delimiter = ',')]
+    pub admin_users: Vec<String>,
+
+    /// Database connections in the pool.
+    #[arg(long, env = "PARLEY_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: usize,
+
+    /// How long a request waits for a database connection before it gets `unavailable`.
+    #[arg(long, env = "PARLEY_DB_TIMEOUT_MS", default_value_t = 5_000)]
+    pub db_timeout_ms: u64,
+
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "PARLEY_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Arbiters (threads) that conversation actors are spread over (default: one per core).
+    #[arg(long, env = "PARLEY_CONVERSATION_THREADS")]
+    pub conversation_threads: Option<usize>,
+
+    /// How long shutdown waits for open connections, in seconds.
+    #[arg(long, env = "PARLEY_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10)]
+    pub shutdown_timeout_secs: u64,
+
+    #[command(flatten)]
+    pub limits: Limits,
+
+    /// Test-only fault injection (`POST /api/admin/actors/conversations/{id}/fault`). Not a flag:
+    /// only code that builds a `Config` itself (the tests) can turn it on.
+    #[arg(skip)]
+    pub fault_injection: bool,
+}
+
+/// The explicit limits of PROTOCOL.md §4, and the timings of the actors.
+#[derive(Args, Debug, Clone)]
+pub struct Limits {
+    /// Largest WebSocket frame accepted, in bytes (larger: close 1009).
+    #[arg(long, env = "PARLEY_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Largest REST request body, in bytes (larger: 413).
+    #[arg(long, env = "PARLEY_MAX_REQUEST_BYTES", default_value_t = 64 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// Longest message body, in characters.
+    #[arg(long, env = "PARLEY_MAX_MESSAGE_CHARS", default_value_t = 4_000)]
+    pub max_message_chars: usize,
+
+    /// Sustained messages per second per user.
+    #[arg(long, env = "PARLEY_RATE_PER_SEC", default_value_t = 20.0)]
+    pub rate_per_sec: f64,
+
+    /// Burst of messages per user above the sustained rate.
+    #[arg(long, env = "PARLEY_RATE_BURST", default_value_t = 40.0)]
+    pub rate_burst: f64,
+
+    /// Most members in a group, its owner included.
+    #[arg(long, env = "PARLEY_MAX_GROUP_MEMBERS", default_value_t = 256)]
+    pub max_group_members: usize,
+
+    /// Messages per page when the client does not say.
+    #[arg(long, env = "PARLEY_PAGE_DEFAULT", default_value_t = 50)]
+    pub page_default: i64,
+
+    /// Most messages per page.
+    #[arg(long, env = "PARLEY_PAGE_MAX", default_value_t = 200)]
+    pub page_max: i64,
+
+    /// Most conversations in one `sync` or one conversation-list page, and users in one
+    /// `presence:query` or directory search.
+    #[arg(long, env = "PARLEY_MAX_BATCH", default_value_t = 100)]
+    pub max_batch: usize,
+
+    /// Frames a session may have waiting to be written before it counts as a slow consumer and
+    /// is closed with 1013.
+    #[arg(long, env = "PARLEY_OUTGOING_QUEUE", default_value_t = 256)]
+    pub outgoing_queue: usize,
+
+    /// Requests waiting in one conversation actor's mailbox before new ones get `unavailable`.
+    #[arg(long, env = "PARLEY_CONVERSATION_MAILBOX", default_value_t = 1024)]
+    pub conversation_mailbox: usize,
+
+    /// A conversation actor with no activity for this long stops (it restarts on next use).
+    #[arg(long, env = "PARLEY_CONVERSATION_IDLE_SECS", default_value_t = 300)]
+    pub conversation_idle_secs: u64,
+
+    /// Interval of WebSocket pings; a connection silent for three intervals is closed.
+    #[arg(long, env = "PARLEY_HEARTBEAT_MS", default_value_t = 15_000)]
+    pub heartbeat_ms: u64,
+
+    /// How long a user stays online after their last session closed (so a reload does not flap).
+    #[arg(long, env = "PARLEY_PRESENCE_GRACE_MS", default_value_t = 5_000)]
+    pub presence_grace_ms: u64,
+
+    /// Typing ends by itself this long after the last `typing:start`.
+    #[arg(long, env = "PARLEY_TYPING_TIMEOUT_MS", default_value_t = 5_000)]
+    pub typing_timeout_ms: u64,
+
+    /// How long a closing session may take to write its close frame before the socket is cut.
+    #[arg(long, env = "PARLEY_CLOSE_TIMEOUT_MS", default_value_t = 2_000)]
+    pub close_timeout_ms: u64,
+}
+
+impl Limits {
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+
+    pub fn typing_timeout(&self) -> Duration {
+        Duration::from_millis(self.typing_timeout_ms)
+    }
+
+    /// A page size from a client's `limit`: the default when absent, at most `page_max`.
+    pub fn page(&self, requested: Option<i64>) -> crate::error::Result<i64> {
+        match requested {
+            None => Ok(self.page_default),
+            Some(n) if n >= 1 && n <= self.page_max => Ok(n),
+            Some(_) => Err(crate::error::Error::bad_request(format!(
+                "limit must be between 1 and {}",
+                self.page_max
+            ))),
+        }
+    }
+}
+
+impl Config {
+    /// The defaults, as `parley` with no flags would have them (environment included).
+    pub fn from_env() -> Self {
+        Config::parse_from(["parley"])
+    }
+
+    pub fn cores() -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+}

@@ -1,0 +1,147 @@
+//! The one error type. Every failure a client can see is one of these variants; [`Error::code`]
+//! and [`Error::status`] are the single place that maps them to the protocol codes and HTTP
+//! statuses of PROTOCOL.md §4, and [`ErrorBody`] is the one rendering, shared by REST answers
+//! (`{"error": {...}}`) and WebSocket `error` frames (`"data": {...}`).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("too many requests: retry in {retry_after_ms} ms")]
+    RateLimited { retry_after_ms: u64 },
+    /// A dependency (the database, a busy actor) cannot serve now; retrying later may work.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected state. The detail is logged, never sent to the client.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl Error {
+    /// The protocol code (PROTOCOL.md §4): for programs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Unavailable(_) => "unavailable",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The same 404 for "does not exist" and "not yours" (PROTOCOL.md §2), so that probing ids
+    /// tells an outsider nothing.
+    pub fn no_conversation() -> Self {
+        Error::NotFound("no such conversation".into())
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Error::BadRequest(message.into())
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code(),
+            message: self.to_string(),
+            retry_after_ms: match self {
+                Error::RateLimited { retry_after_ms } => Some(*retry_after_ms),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// `{code, message, retry_after_ms?}`: the `error` object of REST and the `data` of an `error` frame.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Error::Internal(detail) = self {
+            log::error!("internal error: {detail}");
+        }
+        let mut response = HttpResponse::build(self.status());
+        if let Error::RateLimited { retry_after_ms } = self {
+            response.insert_header(("Retry-After", retry_after_ms.div_ceil(1000).to_string()));
+        }
+        response.json(ErrorEnvelope { error: self.body() })
+    }
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(err: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error as D};
+        match &err {
+            D::NotFound => Error::NotFound("not found".into()),
+            D::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            | D::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => {
+                log::warn!("database connection lost: {err}");
+                Error::Unavailable("the database is unavailable".into())
+            }
+            _ => Error::Internal(format!("database: {err}")),
+        }
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for Error {
+    fn from(err: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        log::warn!("database pool: {err}");
+        Error::Unavailable("the database is unavailable".into())
+    }
+}
+
+impl From<actix::MailboxError> for Error {
+    fn from(err: actix::MailboxError) -> Self {
+        // An actor that stopped (or restarted after a fault) while a request waited: the request
+        // may be retried, and sends are idempotent by `client_id`.
+        Error::Unavailable(format!("try again: {err}"))
+    }
+}

@@ -1,0 +1,5 @@
+pub mod config;
+pub mod error;
+pub mod protocol;
+pub mod store;
+pub mod types;

@@ -1,0 +1,401 @@
+//! The wire types of PROTOCOL.md: the objects (§2), the WebSocket commands and events (§3), and
+//! the frames that carry them. This file and PROTOCOL.md mirror each other; docs/PROTOCOL-NOTES.md
+//! says what Parley decided where the protocol is silent.
+
+use bytestring::ByteString;
+use diesel::deserialize::FromSqlRow;
+use diesel::deserialize::{self, FromSql};
+use diesel::expression::AsExpression;
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types::Text;
+use diesel::{Queryable, Selectable};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::error::{Error, ErrorBody};
+use crate::store::schema::messages;
+use crate::types::{ConversationId, MessageId, SessionId, Timestamp, UserId};
+
+/// Protocol version, as `/api/info` reports it.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+// ---------------------------------------------------------------------------------------------
+// Objects (PROTOCOL.md §2)
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub kind: ConversationKind,
+    pub title: Option<String>,
+    pub members: Vec<Member>,
+    pub last_seq: i64,
+    pub last_message: Option<Message>,
+    pub unread_count: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    pub user_id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub last_read_seq: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[diesel(table_name = messages)]
+pub struct Message {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub seq: i64,
+    pub sender_id: UserId,
+    pub kind: MessageKind,
+    pub body: String,
+    pub client_id: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// Enums stored as `TEXT` on both backends, spelled as on the wire.
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, AsExpression, FromSqlRow)]
+        #[diesel(sql_type = Text)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl ToSql<Text, diesel::pg::Pg> for $name {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, diesel::pg::Pg>) -> serialize::Result {
+                std::io::Write::write_all(out, self.as_str().as_bytes())?;
+                Ok(IsNull::No)
+            }
+        }
+
+        impl ToSql<Text, diesel::sqlite::Sqlite> for $name {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, diesel::sqlite::Sqlite>) -> serialize::Result {
+                out.set_value(self.as_str());
+                Ok(IsNull::No)
+            }
+        }
+
+        impl<DB: diesel::backend::Backend> FromSql<Text, DB> for $name
+        where
+            String: FromSql<Text, DB>,
+        {
+            fn from_sql(value: DB::RawValue<'_>) -> deserialize::Result<Self> {
+                match String::from_sql(value)?.as_str() {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!("unexpected {} {other:?}", stringify!($name)).into()),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// `direct` (exactly two members, at most one per pair) or `group`.
+    ConversationKind { Direct = "direct", Group = "group" }
+);
+text_enum!(
+    /// A member's role; the owner may add and remove members of a group.
+    Role { Owner = "owner", Member = "member" }
+);
+text_enum!(
+    /// `text` from a user, or `system` (membership changes) from the server.
+    MessageKind { Text = "text", System = "system" }
+);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Presence {
+    pub user_id: UserId,
+    pub online: bool,
+    pub last_seen_at: Option<Timestamp>,
+}
+
+/// `{last_read_seq, unread_count, total_unread}`: the answer to `read:mark` and its REST twins.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadState {
+    pub last_read_seq: i64,
+    pub unread_count: i64,
+    pub total_unread: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client → server (PROTOCOL.md §3)
+
+/// A command's `ref`: chosen by the client (a string or a number), echoed verbatim in the reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Ref {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+/// The `type` of a client frame. Kept apart from [`ClientCommand`] so that a frame whose `data`
+/// is wrong still yields its `ref`, and the client gets its one reply.
+#[derive(Debug, Clone, Copy, Deserialize)]
+enum CommandType {
+    #[serde(rename = "message:send")]
+    MessageSend,
+    #[serde(rename = "conversation:join")]
+    ConversationJoin,
+    #[serde(rename = "conversation:leave")]
+    ConversationLeave,
+    #[serde(rename = "typing:start")]
+    TypingStart,
+    #[serde(rename = "typing:stop")]
+    TypingStop,
+    #[serde(rename = "read:mark")]
+    ReadMark,
+    #[serde(rename = "sync")]
+    Sync,
+    #[serde(rename = "presence:query")]
+    PresenceQuery,
+    #[serde(rename = "ping")]
+    Ping,
+}
+
+#[derive(Deserialize)]
+struct RawFrame<'a> {
+    #[serde(rename = "type")]
+    kind: CommandType,
+    #[serde(rename = "ref")]
+    reference: Option<Ref>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RefOnly {
+    #[serde(rename = "ref")]
+    reference: Option<Ref>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ClientCommand {
+    MessageSend(SendData),
+    ConversationJoin(JoinData),
+    ConversationLeave(ConversationRef),
+    TypingStart(ConversationRef),
+    TypingStop(ConversationRef),
+    ReadMark(ReadMarkData),
+    Sync(SyncData),
+    PresenceQuery(PresenceQueryData),
+    Ping,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendData {
+    pub conversation_id: ConversationId,
+    pub body: String,
+    pub client_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinData {
+    pub conversation_id: ConversationId,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationRef {
+    pub conversation_id: ConversationId,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadMarkData {
+    pub conversation_id: ConversationId,
+    pub seq: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncData {
+    pub conversations: Vec<SyncCursor>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncCursor {
+    pub conversation_id: ConversationId,
+    pub after_seq: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceQueryData {
+    pub user_ids: Vec<UserId>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoData {}
+
+/// One parsed client frame: the command, or why it is not one, with the `ref` either way.
+pub struct ClientFrame {
+    pub reference: Option<Ref>,
+    pub command: Result<ClientCommand, Error>,
+}
+
+impl ClientFrame {
+    pub fn parse(text: &str) -> ClientFrame {
+        let raw: RawFrame = match serde_json::from_str(text) {
+            Ok(raw) => raw,
+            Err(err) => {
+                // Recover the ref if the frame is JSON at all, so the error reaches its caller.
+                let reference = serde_json::from_str::<RefOnly>(text)
+                    .ok()
+                    .and_then(|r| r.reference);
+                return ClientFrame {
+                    reference,
+                    command: Err(Error::bad_request(format!("bad frame: {err}"))),
+                };
+            }
+        };
+        ClientFrame {
+            reference: raw.reference,
+            command: ClientCommand::from_parts(raw.kind, raw.data),
+        }
+    }
+}
+
+impl ClientCommand {
+    fn from_parts(kind: CommandType, data: Option<&RawValue>) -> Result<ClientCommand, Error> {
+        fn data_of<'a, T: Deserialize<'a>>(data: Option<&'a RawValue>) -> Result<T, Error> {
+            let text = data.map_or("{}", RawValue::get);
+            serde_json::from_str(text).map_err(|err| Error::bad_request(format!("bad data: {err}")))
+        }
+        Ok(match kind {
+            CommandType::MessageSend => ClientCommand::MessageSend(data_of(data)?),
+            CommandType::ConversationJoin => ClientCommand::ConversationJoin(data_of(data)?),
+            CommandType::ConversationLeave => ClientCommand::ConversationLeave(data_of(data)?),
+            CommandType::TypingStart => ClientCommand::TypingStart(data_of(data)?),
+            CommandType::TypingStop => ClientCommand::TypingStop(data_of(data)?),
+            CommandType::ReadMark => ClientCommand::ReadMark(data_of(data)?),
+            CommandType::Sync => ClientCommand::Sync(data_of(data)?),
+            CommandType::PresenceQuery => ClientCommand::PresenceQuery(data_of(data)?),
+            CommandType::Ping => {
+                data_of::<NoData>(data)?;
+                ClientCommand::Ping
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server → client (PROTOCOL.md §3)
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", content = "data")]
+pub enum Event<'a> {
+    #[serde(rename = "session:ready")]
+    SessionReady {
+        session_id: SessionId,
+        user: &'a User,
+        heartbeat_ms: u64,
+    },
+    #[serde(rename = "message:new")]
+    MessageNew { message: &'a Message },
+    #[serde(rename = "typing:updated")]
+    TypingUpdated {
+        conversation_id: ConversationId,
+        user_id: UserId,
+        typing: bool,
+    },
+    #[serde(rename = "read:updated")]
+    ReadUpdated {
+        conversation_id: ConversationId,
+        user_id: UserId,
+        last_read_seq: i64,
+    },
+    #[serde(rename = "unread:updated")]
+    UnreadUpdated {
+        conversation_id: ConversationId,
+        unread_count: i64,
+        total_unread: i64,
+    },
+    #[serde(rename = "presence:updated")]
+    PresenceUpdated(&'a Presence),
+    #[serde(rename = "conversation:updated")]
+    ConversationUpdated { conversation: &'a Conversation },
+}
+
+/// An encoded frame: serialised once, shared by every session it goes to (cloning is a
+/// reference-count increment).
+pub type Frame = ByteString;
+
+impl Event<'_> {
+    pub fn encode(&self) -> Frame {
+        encode(self)
+    }
+}
+
+#[derive(Serialize)]
+struct Reply<'a, T> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    reference: Option<&'a Ref>,
+    data: T,
+}
+
+/// The one reply to a command: `ack` with its data, or `error`.
+pub fn encode_reply<T: Serialize>(reference: Option<&Ref>, result: &Result<T, Error>) -> Frame {
+    match result {
+        Ok(data) => encode(&Reply {
+            kind: "ack",
+            reference,
+            data,
+        }),
+        Err(err) => encode_error(reference, err),
+    }
+}
+
+pub fn encode_error(reference: Option<&Ref>, err: &Error) -> Frame {
+    if let Error::Internal(detail) = err {
+        log::error!("internal error: {detail}");
+    }
+    let data: ErrorBody = err.body();
+    encode(&Reply {
+        kind: "error",
+        reference,
+        data,
+    })
+}
+
+fn encode<T: Serialize + ?Sized>(value: &T) -> Frame {
+    // Serialising these types cannot fail: every map key is a string and no Serialize impl
+    // returns an error. An empty frame would still be safer than a panic on the hot path.
+    serde_json::to_string(value)
+        .map(Frame::from)
+        .unwrap_or_default()
+}
+
+/// `{}`: the ack data of commands that return nothing.
+#[derive(Serialize)]
+pub struct Empty {}

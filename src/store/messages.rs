@@ -1,0 +1,225 @@
+//! Queries on `messages`: appending (the one write path, which assigns `seq`) and history.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+use super::models::{MemberRow, MessageInsert};
+use super::schema::{conversations, members, messages};
+use super::{Store, is_unique_violation, with_conn};
+use crate::error::{Error, Result};
+use crate::protocol::{Message, MessageKind, Role};
+use crate::types::{ConversationId, MessageId, Timestamp, UserId};
+
+/// A message to append, and the membership change it announces, if any.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub conversation_id: ConversationId,
+    pub sender: UserId,
+    pub kind: MessageKind,
+    pub body: String,
+    pub client_id: Option<String>,
+    pub membership: Option<MembershipChange>,
+}
+
+/// A change of members, committed in the same transaction as the system message announcing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipChange {
+    Add(UserId),
+    Remove(UserId),
+}
+
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub message: Message,
+    /// The sender had already sent this `client_id`: `message` is the one stored then.
+    pub duplicate: bool,
+}
+
+#[derive(Debug)]
+pub struct HistoryPage {
+    pub messages: Vec<Message>,
+    /// More messages exist in the direction the page was read (older, or newer with `after_seq`).
+    pub has_more: bool,
+}
+
+impl Store {
+    /// Appends a message in one transaction: the conversation's counter gives its `seq` (the row
+    /// lock serialises concurrent appends, from any node), the membership change if any is
+    /// applied, and the sender's read marker moves to it. A repeated `client_id` returns the
+    /// message stored the first time instead.
+    pub async fn append(&self, new: &NewMessage) -> Result<Appended> {
+        if let Some(client_id) = &new.client_id
+            && let Some(existing) = self.message_by_client_id(new.sender, client_id).await?
+        {
+            return duplicate_of(new, existing);
+        }
+        let now = Timestamp::now();
+        let id = MessageId::new();
+        let result = with_conn!(self, |conn| {
+            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                // The write comes first, so that SQLite takes its write lock before any read.
+                let seq: i64 = diesel::update(conversations::table.find(new.conversation_id))
+                    .set((
+                        conversations::last_seq.eq(conversations::last_seq + 1),
+                        conversations::updated_at.eq(now),
+                    ))
+                    .returning(conversations::last_seq)
+                    .get_result(conn)
+                    .await?;
+                match new.membership {
+                    Some(MembershipChange::Add(user_id)) => {
+                        // The newcomer's marker sits just before the message announcing them.
+                        let row = MemberRow {
+                            conversation_id: new.conversation_id,
+                            user_id,
+                            role: Role::Member,
+                            last_read_seq: seq - 1,
+                            joined_at: now,
+                        };
+                        diesel::insert_into(members::table)
+                            .values(&row)
+                            .execute(conn)
+                            .await?;
+                    }
+                    Some(MembershipChange::Remove(user_id)) => {
+                        let role: Role =
+                            diesel::delete(members::table.find((new.conversation_id, user_id)))
+                                .returning(members::role)
+                                .get_result(conn)
+                                .await?;
+                        if role == Role::Owner {
+                            // A group keeps an owner: its longest-standing member.
+                            let heir: Option<UserId> = members::table
+                                .filter(members::conversation_id.eq(new.conversation_id))
+                                .order((members::joined_at.asc(), members::user_id.asc()))
+                                .select(members::user_id)
+                                .first(conn)
+                                .await
+                                .optional()?;
+                            if let Some(heir) = heir {
+                                diesel::update(members::table.find((new.conversation_id, heir)))
+                                    .set(members::role.eq(Role::Owner))
+                                    .execute(conn)
+                                    .await?;
+                            }
+                        }
+                    }
+                    None => {}
+                }
+                let row = MessageInsert {
+                    id,
+                    conversation_id: new.conversation_id,
+                    seq,
+                    prev_seq: (seq > 1).then(|| seq - 1),
+                    sender_id: new.sender,
+                    kind: new.kind,
+                    body: &new.body,
+                    client_id: new.client_id.as_deref(),
+                    created_at: now,
+                };
+                diesel::insert_into(messages::table)
+                    .values(&row)
+                    .execute(conn)
+                    .await?;
+                // One's own messages are never unread (PROTOCOL.md §2).
+                diesel::update(members::table.find((new.conversation_id, new.sender)))
+                    .set(members::last_read_seq.eq(seq))
+                    .execute(conn)
+                    .await?;
+                Ok(seq)
+            })
+            .await
+        });
+        match result {
+            Ok(seq) => Ok(Appended {
+                message: Message {
+                    id,
+                    conversation_id: new.conversation_id,
+                    seq,
+                    sender_id: new.sender,
+                    kind: new.kind,
+                    body: new.body.clone(),
+                    client_id: new.client_id.clone(),
+                    created_at: now,
+                },
+                duplicate: false,
+            }),
+            Err(diesel::result::Error::NotFound) => Err(Error::no_conversation()),
+            // The same client_id committed concurrently elsewhere (another node, or REST and
+            // WebSocket at once): the unique index let one win; answer with the winner.
+            Err(err) if is_unique_violation(&err) && new.client_id.is_some() => {
+                let client_id = new.client_id.as_deref().unwrap_or_default();
+                match self.message_by_client_id(new.sender, client_id).await? {
+                    Some(existing) => duplicate_of(new, existing),
+                    None => Err(err.into()),
+                }
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn message_by_client_id(
+        &self,
+        sender: UserId,
+        client_id: &str,
+    ) -> Result<Option<Message>> {
+        with_conn!(self, |conn| {
+            Ok(messages::table
+                .filter(messages::sender_id.eq(sender))
+                .filter(messages::client_id.eq(client_id))
+                .select(Message::as_select())
+                .first(conn)
+                .await
+                .optional()?)
+        })
+    }
+
+    /// A page of history in ascending `seq`: the latest `limit` messages before `before_seq`
+    /// (or the latest of all), or with `after_seq` the first `limit` messages after it.
+    pub async fn history(
+        &self,
+        id: ConversationId,
+        before_seq: Option<i64>,
+        after_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<HistoryPage> {
+        let mut page: Vec<Message> = with_conn!(self, |conn| {
+            let mut query = messages::table
+                .filter(messages::conversation_id.eq(id))
+                .select(Message::as_select())
+                .limit(limit + 1)
+                .into_boxed();
+            if let Some(before) = before_seq {
+                query = query.filter(messages::seq.lt(before));
+            }
+            query = match after_seq {
+                Some(after) => query
+                    .filter(messages::seq.gt(after))
+                    .order(messages::seq.asc()),
+                None => query.order(messages::seq.desc()),
+            };
+            Ok::<_, Error>(query.load(conn).await?)
+        })?;
+        let has_more = page.len() as i64 > limit;
+        page.truncate(limit as usize);
+        if after_seq.is_none() {
+            page.reverse();
+        }
+        Ok(HistoryPage {
+            messages: page,
+            has_more,
+        })
+    }
+}
+
+fn duplicate_of(new: &NewMessage, existing: Message) -> Result<Appended> {
+    if existing.conversation_id != new.conversation_id {
+        return Err(Error::Conflict(
+            "client_id was already used for a message in another conversation".into(),
+        ));
+    }
+    Ok(Appended {
+        message: existing,
+        duplicate: true,
+    })
+}

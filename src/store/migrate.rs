@@ -1,0 +1,67 @@
+//! Embedded migrations, one folder per backend, applied at start.
+//!
+//! diesel's migration harness is synchronous, and diesel-async's async harness uses
+//! `block_in_place`, which panics on actix's single-threaded runtime (STACK.md, trap 2). So the
+//! migrations run on a thread of their own with a synchronous connection, and the server waits
+//! for that thread without blocking its runtime.
+
+use diesel::Connection;
+use diesel::sqlite::SqliteConnection;
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use super::DatabaseUrl;
+use crate::error::{Error, Result};
+
+const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+pub async fn run(url: &DatabaseUrl) -> Result<()> {
+    let url = url.clone();
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("parley-migrate".into())
+        .spawn(move || {
+            let _ = done.send(apply(&url));
+        })
+        .map_err(|err| Error::Internal(format!("cannot start the migration thread: {err}")))?;
+    let applied = result
+        .await
+        .map_err(|_| Error::Internal("the migration thread died".into()))??;
+    for version in applied {
+        log::info!("applied migration {version}");
+    }
+    Ok(())
+}
+
+fn apply(url: &DatabaseUrl) -> Result<Vec<String>> {
+    let failed = |err: Box<dyn std::error::Error + Send + Sync>| {
+        Error::Unavailable(format!("migrations failed: {err}"))
+    };
+    let cannot_connect = |err: diesel::ConnectionError| {
+        Error::Unavailable(format!("cannot connect to the database: {err}"))
+    };
+    let applied = match url {
+        DatabaseUrl::Postgres(url) => {
+            // Outside any runtime, so the wrapper builds a small runtime of its own.
+            let mut conn =
+                <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(url)
+                    .map_err(cannot_connect)?;
+            conn.run_pending_migrations(POSTGRES)
+                .map_err(failed)?
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        }
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn = SqliteConnection::establish(path).map_err(cannot_connect)?;
+            conn.run_pending_migrations(SQLITE)
+                .map_err(failed)?
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        }
+    };
+    Ok(applied)
+}

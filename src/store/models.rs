@@ -1,0 +1,68 @@
+//! Rows as the tables hold them, where they differ from the wire objects of
+//! [`crate::protocol`] (which are loaded directly where they match a row).
+
+use diesel::{Insertable, Queryable, Selectable};
+
+use super::schema::{conversations, members, messages, users};
+use crate::protocol::{ConversationKind, MessageKind, Role, User};
+use crate::types::{ConversationId, MessageId, Timestamp, UserId};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: Option<String>,
+    pub created_at: Timestamp,
+    pub last_seen_at: Option<Timestamp>,
+}
+
+impl UserRow {
+    /// The wire `User`, without presence (the caller adds it where the protocol asks for it).
+    pub fn to_user(&self) -> User {
+        User {
+            id: self.id,
+            username: self.username.clone(),
+            display_name: self.display_name.clone(),
+            online: None,
+            last_seen_at: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = conversations)]
+pub struct ConversationRow {
+    pub id: ConversationId,
+    pub kind: ConversationKind,
+    pub title: Option<String>,
+    pub direct_key: Option<String>,
+    pub last_seq: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = members)]
+pub struct MemberRow {
+    pub conversation_id: ConversationId,
+    pub user_id: UserId,
+    pub role: Role,
+    pub last_read_seq: i64,
+    pub joined_at: Timestamp,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = messages)]
+pub struct MessageInsert<'a> {
+    pub id: MessageId,
+    pub conversation_id: ConversationId,
+    pub seq: i64,
+    pub prev_seq: Option<i64>,
+    pub sender_id: UserId,
+    pub kind: MessageKind,
+    pub body: &'a str,
+    pub client_id: Option<&'a str>,
+    pub created_at: Timestamp,
+}
