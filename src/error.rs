@@ -28,6 +28,10 @@ pub enum Error {
     /// A dependency (the database, a busy actor) cannot serve now; retrying later may work.
     #[error("{0}")]
     Unavailable(String),
+    /// The actor that was to handle a request stopped before it did (it retired, or restarts
+    /// after a fault); nothing was done, and the request may be sent again.
+    #[error("the conversation restarted: try again")]
+    ActorStopped,
     /// A bug or an unexpected state. The detail is logged, never sent to the client.
     #[error("internal error")]
     Internal(String),
@@ -44,7 +48,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::RateLimited { .. } => "rate_limited",
-            Error::Unavailable(_) => "unavailable",
+            Error::Unavailable(_) | Error::ActorStopped => "unavailable",
             Error::Internal(_) => "internal",
         }
     }
@@ -58,7 +62,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::ActorStopped => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -135,13 +139,5 @@ impl From<diesel_async::pooled_connection::deadpool::PoolError> for Error {
     fn from(err: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
         log::warn!("database pool: {err}");
         Error::Unavailable("the database is unavailable".into())
-    }
-}
-
-impl From<actix::MailboxError> for Error {
-    fn from(err: actix::MailboxError) -> Self {
-        // An actor that stopped (or restarted after a fault) while a request waited: the request
-        // may be retried, and sends are idempotent by `client_id`.
-        Error::Unavailable(format!("try again: {err}"))
     }
 }

@@ -1,5 +1,214 @@
+//! # Parley
+//!
+//! A self-hosted real-time chat server: 1:1 and group conversations over WebSocket and REST,
+//! on actix actors, with SQLite (embedded, the default) or PostgreSQL underneath. The wire
+//! contract is `PROTOCOL.md`; the shape of the code is `ARCHITECTURE.md`.
+//!
+//! # Layout
+//!
+//! - [`config`]: every setting, from flags and `PARLEY_*` variables.
+//! - [`error`]: the one error type, and how it maps to HTTP statuses and protocol codes.
+//! - [`types`]: typed ids and timestamps, usable as diesel types on both backends.
+//! - [`protocol`]: the wire objects, client commands, server events and frames.
+//! - [`store`]: the database behind a small async API; migrations per backend.
+//! - [`auth`]: tokens, passwords, and the `AuthUser` extractor.
+//! - [`actors`]: `WsSession` (one per socket), `ConversationActor` (one per active
+//!   conversation, found or started by the `Registry`), `Presence` (one per node).
+//! - [`http`]: the route table and one module per resource.
+//! - [`state`]: what handlers and sessions share; [`rate_limit`]: messages per second per user.
+//!
+//! How a message flows: a client's `message:send` frame (or `POST …/messages`) reaches the
+//! conversation's actor, which commits it through the store (the database assigns `seq`),
+//! encodes `message:new` once, queues those bytes on every member session's outbox, and only
+//! then acknowledges. Reads (history, sync, lists) go to the store directly.
+
+pub mod actors;
+pub mod auth;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod protocol;
+pub mod rate_limit;
+pub mod state;
 pub mod store;
 pub mod types;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Arbiter};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+
+use crate::actors::conversation::Deps;
+use crate::actors::outbox::SocketGuard;
+use crate::actors::presence::{CloseAll, Presence};
+use crate::actors::registry::Registry;
+use crate::auth::{Auth, Keys};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::rate_limit::RateLimiter;
+use crate::state::AppState;
+use crate::store::{DatabaseUrl, Store, redact};
+use crate::types::Timestamp;
+
+/// A started server: where it listens, and how to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    server: Server,
+    handle: ServerHandle,
+    presence: actix::Addr<Presence>,
+    arbiters: Vec<Arbiter>,
+}
+
+/// Builds the actor system and the HTTP server on `listener`, and serves until SIGINT or
+/// SIGTERM; then stops gracefully.
+pub async fn run(listener: TcpListener, config: Config) -> Result<()> {
+    let running = start(listener, config).await?;
+    let handle = running.handle.clone();
+    let presence = running.presence.clone();
+    actix_web::rt::spawn(async move {
+        shutdown_signal().await;
+        log::info!("shutting down");
+        stop_gracefully(&presence, &handle).await;
+    });
+    running.wait().await
+}
+
+/// Builds everything and starts serving in the background (tests call this, on port 0).
+pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
+    let url = DatabaseUrl::parse(&config.database_url)?;
+    let secret = auth::tokens::resolve_secret(config.jwt_secret.clone(), &url)?;
+    let keys = Keys::new(
+        &secret,
+        config.jwt_public_key.as_deref(),
+        config.token_ttl_secs,
+    )?;
+    let store = Store::connect(
+        &url,
+        config.db_pool_size,
+        Duration::from_millis(config.db_timeout_ms),
+    )
+    .await?;
+
+    let limits = Arc::new(config.limits.clone());
+    // Shared actors are started once, here, never inside the HttpServer factory (which runs
+    // once per worker).
+    let presence = Presence::new(
+        store.clone(),
+        Duration::from_millis(limits.presence_grace_ms),
+    )
+    .start();
+    let threads = config
+        .conversation_threads
+        .unwrap_or_else(Config::cores)
+        .max(1);
+    let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
+    let deps = Deps {
+        store: store.clone(),
+        presence: presence.clone(),
+        limits: limits.clone(),
+    };
+    let registry = Registry::new(arbiters.iter().map(Arbiter::handle).collect(), deps);
+    let state = web::Data::new(AppState {
+        store: store.clone(),
+        presence: presence.clone(),
+        registry,
+        limits: limits.clone(),
+        rate: RateLimiter::new(limits.rate_per_sec, limits.rate_burst),
+        node_id: uuid::Uuid::new_v4(),
+        started_at: Timestamp::now(),
+        admin_users: config.admin_users.clone(),
+        fault_injection: config.fault_injection,
+    });
+    let auth = web::Data::new(Auth::new(keys, store.clone()));
+    let (json, query, path, payload) = http::extractor_configs(&limits);
+
+    let addr = listener
+        .local_addr()
+        .map_err(|err| Error::Internal(format!("listener: {err}")))?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(auth.clone())
+            .app_data(json.clone())
+            .app_data(query.clone())
+            .app_data(path.clone())
+            .app_data(payload.clone())
+            .configure(http::routes)
+    })
+    .on_connect(|conn, extensions| {
+        if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>()
+            && let Some(guard) = SocketGuard::of(stream)
+        {
+            extensions.insert(guard);
+        }
+    })
+    .workers(config.workers.unwrap_or_else(Config::cores).max(1))
+    .backlog(4096)
+    .shutdown_timeout(config.shutdown_timeout_secs)
+    .disable_signals()
+    .listen(listener)
+    .map_err(|err| Error::Internal(format!("cannot listen: {err}")))?
+    .run();
+
+    log::info!(
+        "parley {} listening on http://{addr} ({}: {})",
+        env!("CARGO_PKG_VERSION"),
+        store.backend_name(),
+        match &url {
+            DatabaseUrl::Sqlite(path) => path.clone(),
+            DatabaseUrl::Postgres(url) => redact(url),
+        }
+    );
+    let handle = server.handle();
+    Ok(Running {
+        addr,
+        server,
+        handle,
+        presence,
+        arbiters,
+    })
+}
+
+impl Running {
+    /// Serves until stopped.
+    pub async fn wait(self) -> Result<()> {
+        let result = self
+            .server
+            .await
+            .map_err(|err| Error::Internal(format!("server: {err}")));
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+        result
+    }
+
+    /// Closes every session with 1012 (so that clients reconnect), stops accepting, and waits
+    /// for the server to finish.
+    pub async fn stop(self) -> Result<()> {
+        stop_gracefully(&self.presence, &self.handle).await;
+        self.wait().await
+    }
+}
+
+async fn stop_gracefully(presence: &actix::Addr<Presence>, handle: &ServerHandle) {
+    let _ = presence.send(CloseAll).await;
+    handle.stop(true).await;
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(err) => {
+            log::warn!("cannot listen for SIGTERM: {err}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

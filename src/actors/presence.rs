@@ -1,0 +1,312 @@
+//! Presence, one per node: which users have sessions here.
+//!
+//! It says when a user comes online (first session) and goes offline (last session gone for a
+//! grace period, so that a reload does not flap), persists `last_seen_at`, and tells the users
+//! who share a conversation. It also tells live conversation actors which sessions belong to
+//! their members ([`Watch`]), so that a broadcast never has to ask anyone. It is consulted on
+//! connect, disconnect and actor start: never per message.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::WeakRecipient;
+use actix::prelude::*;
+
+use super::outbox::SessionHandle;
+use crate::protocol::{Event, Frame, Presence as PresenceData};
+use crate::store::Store;
+use crate::types::{ConversationId, SessionId, Timestamp, UserId};
+
+pub struct Presence {
+    store: Store,
+    grace: Duration,
+    users: HashMap<UserId, UserEntry>,
+    /// The conversation actors that want to hear about a user's sessions.
+    watchers: HashMap<UserId, HashMap<ConversationId, WeakRecipient<MemberSessions>>>,
+}
+
+#[derive(Default)]
+struct UserEntry {
+    sessions: Vec<SessionHandle>,
+    /// Set while the user has no session but is still inside the grace period.
+    going_offline: Option<SpawnHandle>,
+}
+
+impl Presence {
+    pub fn new(store: Store, grace: Duration) -> Self {
+        Presence {
+            store,
+            grace,
+            users: HashMap::new(),
+            watchers: HashMap::new(),
+        }
+    }
+
+    fn notify_watchers(&mut self, user: UserId, change: MemberSessions) {
+        if let Some(watchers) = self.watchers.get_mut(&user) {
+            watchers.retain(|_, watcher| match watcher.upgrade() {
+                Some(recipient) => {
+                    recipient.do_send(change.clone());
+                    true
+                }
+                None => false,
+            });
+            if watchers.is_empty() {
+                self.watchers.remove(&user);
+            }
+        }
+    }
+
+    /// Tells everyone who shares a conversation with `user` (and has a session here).
+    fn announce(
+        &mut self,
+        user: UserId,
+        online: bool,
+        last_seen_at: Timestamp,
+        ctx: &mut Context<Self>,
+    ) {
+        let frame: Frame = Event::PresenceUpdated(&PresenceData {
+            user_id: user,
+            online,
+            last_seen_at: Some(last_seen_at),
+        })
+        .encode();
+        let store = self.store.clone();
+        ctx.spawn(
+            async move {
+                if !online && let Err(err) = store.set_last_seen(user, last_seen_at).await {
+                    log::warn!("presence: cannot store last_seen_at of {user}: {err}");
+                }
+                store.contacts(user).await
+            }
+            .into_actor(self)
+            .map(move |contacts, act, _| match contacts {
+                Ok(contacts) => {
+                    for contact in contacts {
+                        for session in act.users.get(&contact).map_or(&[][..], |e| &e.sessions) {
+                            session.deliver(&frame);
+                        }
+                    }
+                }
+                Err(err) => log::warn!("presence: cannot load the contacts of {user}: {err}"),
+            }),
+        );
+    }
+}
+
+impl Actor for Presence {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Connects and disconnects of a whole node's users come through here.
+        ctx.set_mailbox_capacity(4096);
+    }
+}
+
+/// A session opened.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Connect {
+    pub session: SessionHandle,
+}
+
+impl Handler<Connect> for Presence {
+    type Result = ();
+
+    fn handle(&mut self, msg: Connect, ctx: &mut Self::Context) {
+        let user = msg.session.user;
+        let came_online = !self.users.contains_key(&user);
+        let entry = self.users.entry(user).or_default();
+        if let Some(timer) = entry.going_offline.take() {
+            ctx.cancel_future(timer); // back within the grace period: no flap
+        }
+        entry.sessions.push(msg.session.clone());
+        self.notify_watchers(user, MemberSessions::Joined(msg.session));
+        if came_online {
+            self.announce(user, true, Timestamp::now(), ctx);
+        }
+    }
+}
+
+/// A session closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub session: SessionId,
+    pub user: UserId,
+}
+
+impl Handler<Disconnect> for Presence {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnect, ctx: &mut Self::Context) {
+        let Some(entry) = self.users.get_mut(&msg.user) else {
+            return;
+        };
+        entry.sessions.retain(|s| s.id != msg.session);
+        let last_gone = entry.sessions.is_empty() && entry.going_offline.is_none();
+        if last_gone {
+            let user = msg.user;
+            entry.going_offline = Some(ctx.run_later(self.grace, move |act, ctx| {
+                if act.users.get(&user).is_some_and(|e| e.sessions.is_empty()) {
+                    act.users.remove(&user);
+                    act.announce(user, false, Timestamp::now(), ctx);
+                }
+            }));
+        }
+        self.notify_watchers(
+            msg.user,
+            MemberSessions::Left {
+                user: msg.user,
+                session: msg.session,
+            },
+        );
+    }
+}
+
+/// Sent to conversation actors when a session of one of their members opens or closes.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub enum MemberSessions {
+    Joined(SessionHandle),
+    Left { user: UserId, session: SessionId },
+}
+
+/// A conversation actor asks to follow the sessions of `users`; the answer is their sessions now.
+#[derive(Message)]
+#[rtype(result = "HashMap<UserId, Vec<SessionHandle>>")]
+pub struct Watch {
+    pub conversation: ConversationId,
+    pub users: Vec<UserId>,
+    pub watcher: WeakRecipient<MemberSessions>,
+}
+
+impl Handler<Watch> for Presence {
+    type Result = MessageResult<Watch>;
+
+    fn handle(&mut self, msg: Watch, _: &mut Self::Context) -> Self::Result {
+        let mut sessions = HashMap::new();
+        for user in msg.users {
+            self.watchers
+                .entry(user)
+                .or_default()
+                .insert(msg.conversation, msg.watcher.clone());
+            if let Some(entry) = self.users.get(&user) {
+                sessions.insert(user, entry.sessions.clone());
+            }
+        }
+        MessageResult(sessions)
+    }
+}
+
+/// A conversation actor stops following `users` (they left, or the actor stops).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unwatch {
+    pub conversation: ConversationId,
+    pub users: Vec<UserId>,
+}
+
+impl Handler<Unwatch> for Presence {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unwatch, _: &mut Self::Context) {
+        for user in msg.users {
+            if let Some(watchers) = self.watchers.get_mut(&user) {
+                watchers.remove(&msg.conversation);
+                if watchers.is_empty() {
+                    self.watchers.remove(&user);
+                }
+            }
+        }
+    }
+}
+
+/// Which of `users` are online on this node (a user in the grace period still is).
+#[derive(Message)]
+#[rtype(result = "Vec<bool>")]
+pub struct Online {
+    pub users: Vec<UserId>,
+}
+
+impl Handler<Online> for Presence {
+    type Result = MessageResult<Online>;
+
+    fn handle(&mut self, msg: Online, _: &mut Self::Context) -> Self::Result {
+        MessageResult(
+            msg.users
+                .iter()
+                .map(|u| self.users.contains_key(u))
+                .collect(),
+        )
+    }
+}
+
+/// Delivers one frame to every session of `users` (events about a conversation that has no
+/// live actor, such as its creation).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeliverTo {
+    pub users: Vec<UserId>,
+    pub frame: Frame,
+}
+
+impl Handler<DeliverTo> for Presence {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeliverTo, _: &mut Self::Context) {
+        for user in &msg.users {
+            for session in self.users.get(user).map_or(&[][..], |e| &e.sessions) {
+                session.deliver(&msg.frame);
+            }
+        }
+    }
+}
+
+/// Counts for the admin endpoint.
+#[derive(Message)]
+#[rtype(result = "PresenceStats")]
+pub struct Stats;
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct PresenceStats {
+    pub sessions: usize,
+    /// Users with at least one open session.
+    pub users: usize,
+    /// Users shown as online (including those inside the grace period).
+    pub online_users: usize,
+}
+
+impl Handler<Stats> for Presence {
+    type Result = MessageResult<Stats>;
+
+    fn handle(&mut self, _: Stats, _: &mut Self::Context) -> Self::Result {
+        MessageResult(PresenceStats {
+            sessions: self.users.values().map(|e| e.sessions.len()).sum(),
+            users: self
+                .users
+                .values()
+                .filter(|e| !e.sessions.is_empty())
+                .count(),
+            online_users: self.users.len(),
+        })
+    }
+}
+
+/// The server is stopping: close every session with 1012 so that clients reconnect (to another
+/// node, or to this one when it is back) and `sync`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseAll;
+
+impl Handler<CloseAll> for Presence {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseAll, _: &mut Self::Context) {
+        for entry in self.users.values() {
+            for session in &entry.sessions {
+                session.close(super::outbox::close::RESTART, "server restarting");
+            }
+        }
+    }
+}

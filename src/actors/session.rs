@@ -1,0 +1,393 @@
+//! WsSession: one actor per WebSocket. It keeps the heartbeat and the token's expiry, parses
+//! frames into commands, forwards writes to the conversation's actor, runs reads (join, sync,
+//! presence) against the Store, and writes replies and events through its outbox
+//! ([`super::outbox`]). The token was checked at the upgrade; nothing here checks it again.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use actix::dev::ToEnvelope;
+use actix::prelude::*;
+use actix_web::web;
+use actix_ws::{AggregatedMessage, ProtocolError};
+use serde::Serialize;
+
+use super::conversation::{ConversationActor, MarkRead, SendMessage, Typing, Typists};
+use super::outbox::{Outgoing, SessionHandle, close};
+use super::presence::{Connect, Disconnect};
+use super::registry::WeakConversationRef;
+use crate::error::{Error, Result};
+use crate::protocol::{
+    ClientCommand, ClientFrame, Conversation, Empty, Event, Message as Msg, Presence, Ref,
+    SyncData, encode_error, encode_reply,
+};
+use crate::state::AppState;
+use crate::types::{ConversationId, SessionId, UserId};
+
+/// Conversation addresses a session remembers; past this it starts over (a lookup is cheap,
+/// this only keeps the common case off the registry).
+const REMEMBERED_CONVERSATIONS: usize = 64;
+
+pub struct WsSession {
+    id: SessionId,
+    user: crate::protocol::User,
+    expires_at: i64,
+    out: SessionHandle,
+    app: web::Data<AppState>,
+    last_heard: Instant,
+    conversations: HashMap<ConversationId, WeakConversationRef>,
+}
+
+impl WsSession {
+    pub fn new(
+        user: crate::protocol::User,
+        expires_at: i64,
+        out: SessionHandle,
+        app: web::Data<AppState>,
+    ) -> Self {
+        WsSession {
+            id: out.id,
+            user,
+            expires_at,
+            out,
+            app,
+            last_heard: Instant::now(),
+            conversations: HashMap::new(),
+        }
+    }
+
+    fn user_id(&self) -> UserId {
+        self.user.id
+    }
+
+    fn close(&mut self, code: u16, reason: &str, ctx: &mut Context<Self>) {
+        log::debug!("session {}: closing ({code} {reason})", self.id);
+        self.out.close(code, reason);
+        ctx.stop();
+    }
+
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        if self.last_heard.elapsed() >= 3 * self.app.limits.heartbeat() {
+            self.close(close::GOING_AWAY, "heartbeat timeout", ctx);
+        } else {
+            self.out.push(Outgoing::Ping);
+        }
+    }
+
+    /// Replies to a command once `work` is done: an `ack` if the client gave a `ref` (it has
+    /// nothing to match it with otherwise), an `error` in any case.
+    fn respond<T, F>(&mut self, reference: Option<Ref>, work: F, ctx: &mut Context<Self>)
+    where
+        T: Serialize + 'static,
+        F: Future<Output = Result<T>> + 'static,
+    {
+        ctx.spawn(work.into_actor(self).map(move |result, act, _| {
+            if reference.is_some() || result.is_err() {
+                act.out.deliver(&encode_reply(reference.as_ref(), &result));
+            }
+        }));
+    }
+
+    /// Sends `msg` to the actor of `id`. The message is queued now, so that a session's sends
+    /// keep their order; if that actor had stopped, once more to a fresh one.
+    fn to_conversation<M, R>(
+        &mut self,
+        id: ConversationId,
+        msg: M,
+    ) -> impl Future<Output = Result<R>> + use<M, R>
+    where
+        M: actix::Message<Result = Result<R>> + Clone + Send + 'static,
+        R: Send + 'static,
+        ConversationActor: Handler<M>,
+        <ConversationActor as Actor>::Context: ToEnvelope<ConversationActor, M>,
+    {
+        let registry = self.app.registry.clone();
+        let first = match self
+            .conversations
+            .get(&id)
+            .and_then(WeakConversationRef::upgrade)
+        {
+            Some(conversation) => Ok(conversation),
+            None => registry.get(id).inspect(|conversation| {
+                if self.conversations.len() >= REMEMBERED_CONVERSATIONS {
+                    self.conversations.clear();
+                }
+                self.conversations.insert(id, conversation.downgrade());
+            }),
+        }
+        .map(|conversation| conversation.send(msg.clone()));
+        async move {
+            match first?.await {
+                Err(Error::ActorStopped) => registry.call(id, msg).await,
+                other => other,
+            }
+        }
+    }
+
+    fn command(&mut self, reference: Option<Ref>, command: ClientCommand, ctx: &mut Context<Self>) {
+        let user = self.user_id();
+        let app = self.app.clone();
+        match command {
+            ClientCommand::MessageSend(data) => {
+                let checked = app.check_message(user, &data.body, data.client_id.as_deref());
+                let send = checked.map(|()| {
+                    self.to_conversation(
+                        data.conversation_id,
+                        SendMessage {
+                            sender: user,
+                            body: data.body,
+                            client_id: data.client_id,
+                        },
+                    )
+                });
+                self.respond(
+                    reference,
+                    async move {
+                        Ok(Sent {
+                            message: send?.await?,
+                        })
+                    },
+                    ctx,
+                );
+            }
+            ClientCommand::ConversationJoin(data) => {
+                let typing = app
+                    .registry
+                    .live(data.conversation_id)
+                    .map(|c| c.send(Typists { viewer: user }));
+                self.respond(
+                    reference,
+                    join(app, user, data.conversation_id, data.limit, typing),
+                    ctx,
+                );
+            }
+            ClientCommand::ConversationLeave(data) => {
+                // Closing the view: typing ends there. Events keep coming, as to every member.
+                let stop = app.registry.live(data.conversation_id).map(|c| {
+                    c.send(Typing {
+                        user,
+                        typing: false,
+                    })
+                });
+                self.respond(
+                    reference,
+                    async move {
+                        if !app.store.is_member(data.conversation_id, user).await? {
+                            return Err(Error::no_conversation());
+                        }
+                        if let Some(stop) = stop {
+                            stop.await?;
+                        }
+                        Ok(Empty {})
+                    },
+                    ctx,
+                );
+            }
+            ClientCommand::TypingStart(data) => {
+                let start =
+                    self.to_conversation(data.conversation_id, Typing { user, typing: true });
+                self.respond(
+                    reference,
+                    async move { start.await.map(|()| Empty {}) },
+                    ctx,
+                );
+            }
+            ClientCommand::TypingStop(data) => {
+                let stop = self.to_conversation(
+                    data.conversation_id,
+                    Typing {
+                        user,
+                        typing: false,
+                    },
+                );
+                self.respond(reference, async move { stop.await.map(|()| Empty {}) }, ctx);
+            }
+            ClientCommand::ReadMark(data) => {
+                let mark = self.to_conversation(
+                    data.conversation_id,
+                    MarkRead {
+                        user,
+                        seq: data.seq,
+                        unread: false,
+                    },
+                );
+                self.respond(reference, mark, ctx);
+            }
+            ClientCommand::Sync(data) => self.respond(reference, sync(app, user, data), ctx),
+            ClientCommand::PresenceQuery(data) => {
+                let users = data.user_ids;
+                self.respond(
+                    reference,
+                    async move {
+                        Ok(PresenceAck {
+                            presence: app.presence_of(&users).await?,
+                        })
+                    },
+                    ctx,
+                );
+            }
+            ClientCommand::Ping => self.respond(reference, async { Ok(Empty {}) }, ctx),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Sent {
+    message: Msg,
+}
+
+#[derive(Serialize)]
+struct JoinAck {
+    conversation: Conversation,
+    messages: Vec<Msg>,
+    typing: Vec<UserId>,
+}
+
+#[derive(Serialize)]
+struct SyncAck {
+    conversations: Vec<SyncedConversation>,
+}
+
+#[derive(Serialize)]
+struct SyncedConversation {
+    conversation_id: ConversationId,
+    messages: Vec<Msg>,
+    has_more: bool,
+}
+
+#[derive(Serialize)]
+struct PresenceAck {
+    presence: Vec<Presence>,
+}
+
+/// `conversation:join`: the conversation, its latest messages and who is typing. A read: it goes
+/// to the Store, and asks the actor only for typing, and only if one is live.
+async fn join(
+    app: web::Data<AppState>,
+    user: UserId,
+    id: ConversationId,
+    limit: Option<i64>,
+    typing: Option<impl Future<Output = Result<Vec<UserId>>>>,
+) -> Result<JoinAck> {
+    let limit = app.limits.page(limit)?;
+    let conversation = app
+        .store
+        .conversation_for(user, id)
+        .await?
+        .ok_or_else(Error::no_conversation)?;
+    let page = app.store.history(id, None, None, limit).await?;
+    let typing = match typing {
+        Some(typing) => typing.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    Ok(JoinAck {
+        conversation,
+        messages: page.messages,
+        typing,
+    })
+}
+
+/// `sync`: for each conversation, what came after the client's last `seq`. Conversations the
+/// user is not (or no longer) a member of are left out of the answer.
+async fn sync(app: web::Data<AppState>, user: UserId, data: SyncData) -> Result<SyncAck> {
+    if data.conversations.len() > app.limits.max_batch {
+        return Err(Error::bad_request(format!(
+            "sync at most {} conversations at once",
+            app.limits.max_batch
+        )));
+    }
+    let limit = app.limits.page(data.limit)?;
+    let mut conversations = Vec::with_capacity(data.conversations.len());
+    for cursor in data.conversations {
+        if cursor.after_seq < 0 {
+            return Err(Error::bad_request("after_seq must be 0 or more"));
+        }
+        if !app.store.is_member(cursor.conversation_id, user).await? {
+            continue;
+        }
+        let page = app
+            .store
+            .history(cursor.conversation_id, None, Some(cursor.after_seq), limit)
+            .await?;
+        conversations.push(SyncedConversation {
+            conversation_id: cursor.conversation_id,
+            messages: page.messages,
+            has_more: page.has_more,
+        });
+    }
+    Ok(SyncAck { conversations })
+}
+
+impl Actor for WsSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        log::debug!("session {}: opened for user {}", self.id, self.user.id);
+        self.app.presence.do_send(Connect {
+            session: self.out.clone(),
+        });
+        let ready = Event::SessionReady {
+            session_id: self.id,
+            user: &self.user,
+            heartbeat_ms: self.app.limits.heartbeat_ms,
+        };
+        self.out.deliver(&ready.encode());
+        ctx.run_interval(self.app.limits.heartbeat(), |act, ctx| act.heartbeat(ctx));
+        let left = self
+            .expires_at
+            .saturating_sub(chrono::Utc::now().timestamp())
+            .max(0);
+        ctx.run_later(Duration::from_secs(left as u64), |act, ctx| {
+            act.close(close::TOKEN_EXPIRED, "token expired", ctx)
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        log::debug!("session {}: closed", self.id);
+        self.out.close(close::NORMAL, "");
+        self.app.presence.do_send(Disconnect {
+            session: self.id,
+            user: self.user.id,
+        });
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match item {
+            Ok(AggregatedMessage::Text(text)) => {
+                let ClientFrame { reference, command } = ClientFrame::parse(&text);
+                match command {
+                    Ok(command) => self.command(reference, command, ctx),
+                    Err(err) => self.out.deliver(&encode_error(reference.as_ref(), &err)),
+                }
+            }
+            Ok(AggregatedMessage::Binary(_)) => {
+                let err =
+                    Error::bad_request("binary frames are not supported: send JSON text frames");
+                self.out.deliver(&encode_error(None, &err));
+            }
+            Ok(AggregatedMessage::Ping(payload)) => self.out.push(Outgoing::Pong(payload)),
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(_)) => self.close(close::NORMAL, "", ctx),
+            Err(ProtocolError::Overflow) => {
+                let max = self.app.limits.max_frame_bytes;
+                self.close(
+                    close::TOO_BIG,
+                    &format!("frame larger than {max} bytes"),
+                    ctx,
+                );
+            }
+            Err(err) => {
+                log::debug!("session {}: protocol error: {err}", self.id);
+                self.close(close::PROTOCOL_ERROR, "protocol error", ctx);
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,124 @@
+//! Messages over REST: history, sending (the same path as a WebSocket send), read markers.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::created;
+use crate::actors::conversation::{MarkRead, SendMessage};
+use crate::auth::AuthUser;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::types::ConversationId;
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    before_seq: Option<i64>,
+    after_seq: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendBody {
+    body: String,
+    client_id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SeqBody {
+    seq: Option<i64>,
+}
+
+/// GET /api/conversations/{id}/messages?before_seq=&after_seq=&limit= → {messages, has_more}
+pub async fn history(
+    app: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<ConversationId>,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse> {
+    let limit = app.limits.page(query.limit)?;
+    if !app.store.is_member(*id, caller.id).await? {
+        return Err(Error::no_conversation());
+    }
+    let page = app
+        .store
+        .history(*id, query.before_seq, query.after_seq, limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "messages": page.messages, "has_more": page.has_more })))
+}
+
+/// POST /api/conversations/{id}/messages {body, client_id?} → 201 Message
+pub async fn send(
+    app: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<ConversationId>,
+    body: web::Json<SendBody>,
+) -> Result<HttpResponse> {
+    let SendBody { body, client_id } = body.into_inner();
+    app.check_message(caller.id, &body, client_id.as_deref())?;
+    let message = app
+        .registry
+        .call(
+            *id,
+            SendMessage {
+                sender: caller.id,
+                body,
+                client_id,
+            },
+        )
+        .await?;
+    Ok(created(&message))
+}
+
+/// POST /api/conversations/{id}/read {seq?} → {last_read_seq, unread_count, total_unread}
+pub async fn read(
+    app: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<ConversationId>,
+    body: web::Bytes,
+) -> Result<HttpResponse> {
+    let SeqBody { seq } = optional_json(&body)?;
+    let state = app
+        .registry
+        .call(
+            *id,
+            MarkRead {
+                user: caller.id,
+                seq,
+                unread: false,
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(state))
+}
+
+/// POST /api/conversations/{id}/unread {seq} → the same answer as /read
+pub async fn unread(
+    app: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<ConversationId>,
+    body: web::Json<SeqBody>,
+) -> Result<HttpResponse> {
+    let state = app
+        .registry
+        .call(
+            *id,
+            MarkRead {
+                user: caller.id,
+                seq: body.seq,
+                unread: true,
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(state))
+}
+
+/// A JSON body that may also be absent (`POST /read` with no body reads everything).
+fn optional_json<T: Default + for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|err| Error::bad_request(format!("bad JSON body: {err}")))
+}

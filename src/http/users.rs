@@ -1,0 +1,65 @@
+//! The user directory: `/api/me`, `/api/users` and `/api/users/{id}`.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::AuthUser;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::types::UserId;
+
+/// Users per directory page when the client does not say.
+const DEFAULT_USERS: i64 = 20;
+
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    limit: Option<i64>,
+}
+
+/// GET /api/me → the caller's User
+pub async fn me(app: web::Data<AppState>, caller: AuthUser) -> Result<HttpResponse> {
+    let row = app
+        .store
+        .user(caller.id)
+        .await?
+        .ok_or_else(|| Error::NotFound("no such user".into()))?;
+    Ok(HttpResponse::Ok().json(row.to_user()))
+}
+
+/// GET /api/users?q=&limit= → {users}: search on username and display name
+pub async fn search(
+    app: web::Data<AppState>,
+    _caller: AuthUser,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse> {
+    let max = app.limits.max_batch as i64;
+    let limit = match query.limit {
+        None => DEFAULT_USERS.min(max),
+        Some(n) if (1..=max).contains(&n) => n,
+        Some(_) => {
+            return Err(Error::bad_request(format!(
+                "limit must be between 1 and {max}"
+            )));
+        }
+    };
+    let rows = app.store.search_users(query.q.trim(), limit).await?;
+    let users: Vec<_> = rows.iter().map(|r| r.to_user()).collect();
+    Ok(HttpResponse::Ok().json(json!({ "users": users })))
+}
+
+/// GET /api/users/{id} → User with online and last_seen_at
+pub async fn get(
+    app: web::Data<AppState>,
+    _caller: AuthUser,
+    id: web::Path<UserId>,
+) -> Result<HttpResponse> {
+    let row = app
+        .store
+        .user(*id)
+        .await?
+        .ok_or_else(|| Error::NotFound("no such user".into()))?;
+    Ok(HttpResponse::Ok().json(app.user_with_presence(&row).await?))
+}

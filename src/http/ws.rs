@@ -1,0 +1,63 @@
+//! `GET /ws`: checks the token during the HTTP upgrade (401 and no WebSocket when it is missing
+//! or invalid), then hands the socket to a new [`WsSession`].
+
+use actix::{Actor, AsyncContext};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use crate::actors::outbox::{self, SocketGuard};
+use crate::actors::session::WsSession;
+use crate::auth::{Auth, bearer_token};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::types::SessionId;
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    /// Browsers cannot set headers on a WebSocket, so the token may come in the query.
+    token: Option<String>,
+}
+
+/// GET /ws (header `Authorization: Bearer …` or `?token=…`)
+pub async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    app: web::Data<AppState>,
+    auth: web::Data<Auth>,
+    query: web::Query<TokenQuery>,
+) -> Result<HttpResponse> {
+    let token = bearer_token(&req)
+        .or(query.token.as_deref())
+        .ok_or_else(|| {
+            Error::Unauthorized("missing token: send Authorization: Bearer or ?token=".into())
+        })?;
+    let caller = auth.authenticate(token).await?;
+    let user = app
+        .store
+        .user(caller.id)
+        .await?
+        .ok_or_else(|| Error::Unauthorized("unknown user".into()))?
+        .to_user();
+
+    let (response, ws, stream) = actix_ws::handle(&req, body)
+        .map_err(|err| Error::bad_request(format!("not a WebSocket upgrade: {err}")))?;
+    let limits = &app.limits;
+    let out = outbox::start(
+        SessionId::new(),
+        user.id,
+        ws,
+        req.conn_data::<SocketGuard>().copied(),
+        limits.outgoing_queue,
+        std::time::Duration::from_millis(limits.close_timeout_ms),
+    );
+    let stream = stream
+        .max_frame_size(limits.max_frame_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(limits.max_frame_bytes);
+    let app = app.clone();
+    WsSession::create(move |ctx| {
+        ctx.add_stream(stream);
+        WsSession::new(user, caller.expires_at, out, app)
+    });
+    Ok(response)
+}

@@ -1,0 +1,97 @@
+//! What request handlers and sessions share: the store, the actors, the limits. Built once in
+//! [`crate::run`] and handed to handlers through `web::Data`.
+
+use std::sync::Arc;
+
+use actix::Addr;
+
+use crate::actors::presence::{Online, Presence};
+use crate::actors::registry::Registry;
+use crate::config::Limits;
+use crate::error::{Error, Result};
+use crate::protocol;
+use crate::rate_limit::RateLimiter;
+use crate::store::Store;
+use crate::types::{Timestamp, UserId};
+
+/// The longest `client_id` accepted.
+const MAX_CLIENT_ID: usize = 128;
+
+pub struct AppState {
+    pub store: Store,
+    pub presence: Addr<Presence>,
+    pub registry: Arc<Registry>,
+    pub limits: Arc<Limits>,
+    pub rate: RateLimiter,
+    pub node_id: uuid::Uuid,
+    pub started_at: Timestamp,
+    pub admin_users: Vec<String>,
+    pub fault_injection: bool,
+}
+
+impl AppState {
+    /// The checks of a send that need no actor: body and client_id sizes, then the sender's
+    /// rate (PROTOCOL.md §4). Same for REST and WebSocket.
+    pub fn check_message(&self, sender: UserId, body: &str, client_id: Option<&str>) -> Result<()> {
+        let max = self.limits.max_message_chars;
+        if body.trim().is_empty() {
+            return Err(Error::bad_request("body must not be empty"));
+        }
+        if body.chars().count() > max {
+            return Err(Error::PayloadTooLarge(format!(
+                "body is longer than {max} characters"
+            )));
+        }
+        if let Some(client_id) = client_id
+            && (client_id.is_empty() || client_id.len() > MAX_CLIENT_ID)
+        {
+            return Err(Error::bad_request(format!(
+                "client_id must be 1 to {MAX_CLIENT_ID} bytes"
+            )));
+        }
+        self.rate.check(sender)
+    }
+
+    /// Online state and last-seen time of `users` (unknown ids are left out).
+    pub async fn presence_of(&self, users: &[UserId]) -> Result<Vec<protocol::Presence>> {
+        if users.len() > self.limits.max_batch {
+            return Err(Error::bad_request(format!(
+                "ask about at most {} users at once",
+                self.limits.max_batch
+            )));
+        }
+        let online = self
+            .presence
+            .send(Online {
+                users: users.to_vec(),
+            })
+            .await
+            .map_err(|_| Error::Unavailable("presence is restarting".into()))?;
+        let rows = self.store.users(users).await?;
+        let now = Timestamp::now();
+        Ok(users
+            .iter()
+            .zip(online)
+            .filter_map(|(id, online)| {
+                let row = rows.iter().find(|r| r.id == *id)?;
+                // An online user is seen now; an offline one when their last session went away.
+                let last_seen_at = if online { Some(now) } else { row.last_seen_at };
+                Some(protocol::Presence {
+                    user_id: *id,
+                    online,
+                    last_seen_at,
+                })
+            })
+            .collect())
+    }
+
+    /// The wire `User` with presence, for `GET /api/users/{id}`.
+    pub async fn user_with_presence(&self, row: &crate::store::UserRow) -> Result<protocol::User> {
+        let mut user = row.to_user();
+        if let Some(p) = self.presence_of(&[row.id]).await?.pop() {
+            user.online = Some(p.online);
+            user.last_seen_at = p.last_seen_at;
+        }
+        Ok(user)
+    }
+}
