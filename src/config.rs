@@ -8,22 +8,14 @@ use std::time::Duration;
 use clap::{Args, Parser};
 
 #[derive(Parser, Debug, Clone)]
-#[command(
-    name = "parley",
-    version,
-    about = "A self-hosted real-time chat server"
-)]
+#[command(name = "parley", version, about = "A self-hosted real-time chat server")]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "PARLEY_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
 
     /// Database: `sqlite://FILE` (embedded, the default) or `postgres://USER@HOST/DB`.
-    #[arg(
-        long,
-        env = "PARLEY_DATABASE_URL",
-        default_value = "sqlite://parley.db"
-    )]
+    #[arg(long, env = "PARLEY_DATABASE_URL", default_value = "sqlite://parley.db")]
     pub database_url: String,
 
     /// HS256 secret for tokens. Required on PostgreSQL; on SQLite one is generated at first start
@@ -156,10 +148,7 @@ impl Limits {
         match requested {
             None => Ok(self.page_default),
             Some(n) if n >= 1 && n <= self.page_max => Ok(n),
-            Some(_) => Err(crate::error::Error::bad_request(format!(
-                "limit must be between 1 and {}",
-                self.page_max
-            ))),
+            Some(_) => Err(crate::error::Error::bad_request(format!("limit must be between 1 and {}", self.page_max))),
         }
     }
 }

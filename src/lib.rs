@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Arbiter};
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 
 use crate::actors::conversation::Deps;
@@ -56,7 +56,7 @@ use crate::types::Timestamp;
 /// A started server: where it listens, and how to stop it.
 pub struct Running {
     pub addr: SocketAddr,
-    server: Server,
+    server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
     handle: ServerHandle,
     presence: actix::Addr<Presence>,
     arbiters: Vec<Arbiter>,
@@ -80,36 +80,16 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<()> {
 pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     let url = DatabaseUrl::parse(&config.database_url)?;
     let secret = auth::tokens::resolve_secret(config.jwt_secret.clone(), &url)?;
-    let keys = Keys::new(
-        &secret,
-        config.jwt_public_key.as_deref(),
-        config.token_ttl_secs,
-    )?;
-    let store = Store::connect(
-        &url,
-        config.db_pool_size,
-        Duration::from_millis(config.db_timeout_ms),
-    )
-    .await?;
+    let keys = Keys::new(&secret, config.jwt_public_key.as_deref(), config.token_ttl_secs)?;
+    let store = Store::connect(&url, config.db_pool_size, Duration::from_millis(config.db_timeout_ms)).await?;
 
     let limits = Arc::new(config.limits.clone());
     // Shared actors are started once, here, never inside the HttpServer factory (which runs
     // once per worker).
-    let presence = Presence::new(
-        store.clone(),
-        Duration::from_millis(limits.presence_grace_ms),
-    )
-    .start();
-    let threads = config
-        .conversation_threads
-        .unwrap_or_else(Config::cores)
-        .max(1);
+    let presence = Presence::new(store.clone(), Duration::from_millis(limits.presence_grace_ms)).start();
+    let threads = config.conversation_threads.unwrap_or_else(Config::cores).max(1);
     let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
-    let deps = Deps {
-        store: store.clone(),
-        presence: presence.clone(),
-        limits: limits.clone(),
-    };
+    let deps = Deps { store: store.clone(), presence: presence.clone(), limits: limits.clone() };
     let registry = Registry::new(arbiters.iter().map(Arbiter::handle).collect(), deps);
     let state = web::Data::new(AppState {
         store: store.clone(),
@@ -125,9 +105,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     let auth = web::Data::new(Auth::new(keys, store.clone()));
     let (json, query, path, payload) = http::extractor_configs(&limits);
 
-    let addr = listener
-        .local_addr()
-        .map_err(|err| Error::Internal(format!("listener: {err}")))?;
+    let addr = listener.local_addr().map_err(|err| Error::Internal(format!("listener: {err}")))?;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -163,22 +141,18 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         }
     );
     let handle = server.handle();
-    Ok(Running {
-        addr,
-        server,
-        handle,
-        presence,
-        arbiters,
-    })
+    // actix-server only starts serving once its future is polled.
+    let server = actix_web::rt::spawn(server);
+    Ok(Running { addr, server, handle, presence, arbiters })
 }
 
 impl Running {
     /// Serves until stopped.
     pub async fn wait(self) -> Result<()> {
-        let result = self
-            .server
-            .await
-            .map_err(|err| Error::Internal(format!("server: {err}")));
+        let result = match self.server.await {
+            Ok(served) => served.map_err(|err| Error::Internal(format!("server: {err}"))),
+            Err(err) => Err(Error::Internal(format!("server task: {err}"))),
+        };
         for arbiter in &self.arbiters {
             arbiter.stop();
         }

@@ -9,10 +9,7 @@ use parley::config::Config;
 #[actix_web::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("info,actix_server=warn"),
-    )
-    .init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,actix_server=warn")).init();
     let listener = match TcpListener::bind(&config.bind) {
         Ok(listener) => listener,
         Err(err) => {

@@ -268,19 +268,11 @@ impl ClientFrame {
             Ok(raw) => raw,
             Err(err) => {
                 // Recover the ref if the frame is JSON at all, so the error reaches its caller.
-                let reference = serde_json::from_str::<RefOnly>(text)
-                    .ok()
-                    .and_then(|r| r.reference);
-                return ClientFrame {
-                    reference,
-                    command: Err(Error::bad_request(format!("bad frame: {err}"))),
-                };
+                let reference = serde_json::from_str::<RefOnly>(text).ok().and_then(|r| r.reference);
+                return ClientFrame { reference, command: Err(Error::bad_request(format!("bad frame: {err}"))) };
             }
         };
-        ClientFrame {
-            reference: raw.reference,
-            command: ClientCommand::from_parts(raw.kind, raw.data),
-        }
+        ClientFrame { reference: raw.reference, command: ClientCommand::from_parts(raw.kind, raw.data) }
     }
 }
 
@@ -314,31 +306,15 @@ impl ClientCommand {
 #[serde(tag = "type", content = "data")]
 pub enum Event<'a> {
     #[serde(rename = "session:ready")]
-    SessionReady {
-        session_id: SessionId,
-        user: &'a User,
-        heartbeat_ms: u64,
-    },
+    SessionReady { session_id: SessionId, user: &'a User, heartbeat_ms: u64 },
     #[serde(rename = "message:new")]
     MessageNew { message: &'a Message },
     #[serde(rename = "typing:updated")]
-    TypingUpdated {
-        conversation_id: ConversationId,
-        user_id: UserId,
-        typing: bool,
-    },
+    TypingUpdated { conversation_id: ConversationId, user_id: UserId, typing: bool },
     #[serde(rename = "read:updated")]
-    ReadUpdated {
-        conversation_id: ConversationId,
-        user_id: UserId,
-        last_read_seq: i64,
-    },
+    ReadUpdated { conversation_id: ConversationId, user_id: UserId, last_read_seq: i64 },
     #[serde(rename = "unread:updated")]
-    UnreadUpdated {
-        conversation_id: ConversationId,
-        unread_count: i64,
-        total_unread: i64,
-    },
+    UnreadUpdated { conversation_id: ConversationId, unread_count: i64, total_unread: i64 },
     #[serde(rename = "presence:updated")]
     PresenceUpdated(&'a Presence),
     #[serde(rename = "conversation:updated")]
@@ -367,11 +343,7 @@ struct Reply<'a, T> {
 /// The one reply to a command: `ack` with its data, or `error`.
 pub fn encode_reply<T: Serialize>(reference: Option<&Ref>, result: &Result<T, Error>) -> Frame {
     match result {
-        Ok(data) => encode(&Reply {
-            kind: "ack",
-            reference,
-            data,
-        }),
+        Ok(data) => encode(&Reply { kind: "ack", reference, data }),
         Err(err) => encode_error(reference, err),
     }
 }
@@ -381,19 +353,13 @@ pub fn encode_error(reference: Option<&Ref>, err: &Error) -> Frame {
         log::error!("internal error: {detail}");
     }
     let data: ErrorBody = err.body();
-    encode(&Reply {
-        kind: "error",
-        reference,
-        data,
-    })
+    encode(&Reply { kind: "error", reference, data })
 }
 
 fn encode<T: Serialize + ?Sized>(value: &T) -> Frame {
     // Serialising these types cannot fail: every map key is a string and no Serialize impl
     // returns an error. An empty frame would still be safer than a panic on the hot path.
-    serde_json::to_string(value)
-        .map(Frame::from)
-        .unwrap_or_default()
+    serde_json::to_string(value).map(Frame::from).unwrap_or_default()
 }
 
 /// `{}`: the ack data of commands that return nothing.

@@ -43,31 +43,20 @@ impl RateLimiter {
     /// Takes one token for `user`, or says how long until one is there.
     pub fn check(&self, user: UserId) -> Result<()> {
         let shard = &self.shards[self.hasher.hash_one(user) as usize % SHARDS];
-        let mut buckets = shard
-            .lock()
-            .map_err(|_| Error::Internal("rate limiter poisoned".into()))?;
+        let mut buckets = shard.lock().map_err(|_| Error::Internal("rate limiter poisoned".into()))?;
         let now = Instant::now();
         if buckets.len() > SHARD_SOFT_CAP {
-            buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.at).as_secs_f64() * self.per_sec < self.burst
-            });
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * self.per_sec < self.burst);
         }
-        let bucket = buckets.entry(user).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
-        bucket.tokens = (bucket.tokens
-            + now.duration_since(bucket.at).as_secs_f64() * self.per_sec)
-            .min(self.burst);
+        let bucket = buckets.entry(user).or_insert(Bucket { tokens: self.burst, at: now });
+        bucket.tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * self.per_sec).min(self.burst);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
             let wait = (1.0 - bucket.tokens) / self.per_sec;
-            Err(Error::RateLimited {
-                retry_after_ms: (wait * 1000.0).ceil() as u64,
-            })
+            Err(Error::RateLimited { retry_after_ms: (wait * 1000.0).ceil() as u64 })
         }
     }
 }

@@ -38,16 +38,12 @@ impl AppState {
             return Err(Error::bad_request("body must not be empty"));
         }
         if body.chars().count() > max {
-            return Err(Error::PayloadTooLarge(format!(
-                "body is longer than {max} characters"
-            )));
+            return Err(Error::PayloadTooLarge(format!("body is longer than {max} characters")));
         }
         if let Some(client_id) = client_id
             && (client_id.is_empty() || client_id.len() > MAX_CLIENT_ID)
         {
-            return Err(Error::bad_request(format!(
-                "client_id must be 1 to {MAX_CLIENT_ID} bytes"
-            )));
+            return Err(Error::bad_request(format!("client_id must be 1 to {MAX_CLIENT_ID} bytes")));
         }
         self.rate.check(sender)
     }
@@ -55,16 +51,11 @@ impl AppState {
     /// Online state and last-seen time of `users` (unknown ids are left out).
     pub async fn presence_of(&self, users: &[UserId]) -> Result<Vec<protocol::Presence>> {
         if users.len() > self.limits.max_batch {
-            return Err(Error::bad_request(format!(
-                "ask about at most {} users at once",
-                self.limits.max_batch
-            )));
+            return Err(Error::bad_request(format!("ask about at most {} users at once", self.limits.max_batch)));
         }
         let online = self
             .presence
-            .send(Online {
-                users: users.to_vec(),
-            })
+            .send(Online { users: users.to_vec() })
             .await
             .map_err(|_| Error::Unavailable("presence is restarting".into()))?;
         let rows = self.store.users(users).await?;
@@ -76,11 +67,7 @@ impl AppState {
                 let row = rows.iter().find(|r| r.id == *id)?;
                 // An online user is seen now; an offline one when their last session went away.
                 let last_seen_at = if online { Some(now) } else { row.last_seen_at };
-                Some(protocol::Presence {
-                    user_id: *id,
-                    online,
-                    last_seen_at,
-                })
+                Some(protocol::Presence { user_id: *id, online, last_seen_at })
             })
             .collect())
     }

@@ -163,9 +163,7 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&text)
-            .map(|t| Timestamp(t.with_timezone(&Utc)))
-            .map_err(serde::de::Error::custom)
+        DateTime::parse_from_rfc3339(&text).map(|t| Timestamp(t.with_timezone(&Utc))).map_err(serde::de::Error::custom)
     }
 }
 
@@ -177,8 +175,7 @@ impl ToSql<sql::TimePoint, Pg> for Timestamp {
 
 impl FromSql<sql::TimePoint, Pg> for Timestamp {
     fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
-        <DateTime<Utc> as FromSql<diesel::sql_types::Timestamptz, Pg>>::from_sql(value)
-            .map(Timestamp)
+        <DateTime<Utc> as FromSql<diesel::sql_types::Timestamptz, Pg>>::from_sql(value).map(Timestamp)
     }
 }
 
@@ -191,7 +188,6 @@ impl ToSql<sql::TimePoint, Sqlite> for Timestamp {
 
 impl FromSql<sql::TimePoint, Sqlite> for Timestamp {
     fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
-        <i64 as FromSql<diesel::sql_types::BigInt, Sqlite>>::from_sql(value)
-            .map(Timestamp::from_micros)
+        <i64 as FromSql<diesel::sql_types::BigInt, Sqlite>>::from_sql(value).map(Timestamp::from_micros)
     }
 }

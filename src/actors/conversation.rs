@@ -24,9 +24,7 @@ use super::presence::{DeliverTo, MemberSessions, Presence, Unwatch, Watch};
 use super::registry::Registry;
 use crate::config::Limits;
 use crate::error::{Error, Result};
-use crate::protocol::{
-    ConversationKind, Event, Frame, Message as Msg, MessageKind, ReadState, Role,
-};
+use crate::protocol::{ConversationKind, Event, Frame, Message as Msg, MessageKind, ReadState, Role};
 use crate::store::{Appended, MembershipChange, NewMessage, Store};
 use crate::types::{ConversationId, Timestamp, UserId};
 
@@ -80,15 +78,8 @@ struct MemberState {
 }
 
 enum Write {
-    Append {
-        new: NewMessage,
-        reply: oneshot::Sender<Result<Msg>>,
-    },
-    Marker {
-        user: UserId,
-        seq: i64,
-        reply: oneshot::Sender<Result<ReadState>>,
-    },
+    Append { new: NewMessage, reply: oneshot::Sender<Result<Msg>> },
+    Marker { user: UserId, seq: i64, reply: oneshot::Sender<Result<ReadState>> },
 }
 
 enum Reply {
@@ -144,14 +135,8 @@ impl ConversationActor {
             };
             let members = store.members(id).await?;
             let users = members.iter().map(|m| m.user_id).collect();
-            let sessions = presence
-                .send(Watch {
-                    conversation: id,
-                    users,
-                    watcher,
-                })
-                .await
-                .map_err(|_| Error::ActorStopped)?;
+            let sessions =
+                presence.send(Watch { conversation: id, users, watcher }).await.map_err(|_| Error::ActorStopped)?;
             Ok::<_, Error>(Some((row, members, sessions)))
         };
         ctx.wait(load.into_actor(self).map(|loaded, act, ctx| match loaded {
@@ -160,22 +145,11 @@ impl ConversationActor {
                     .into_iter()
                     .map(|m| {
                         let sessions = sessions.remove(&m.user_id).unwrap_or_default();
-                        (
-                            m.user_id,
-                            MemberState {
-                                role: m.role,
-                                last_read_seq: m.last_read_seq,
-                                sessions,
-                            },
-                        )
+                        (m.user_id, MemberState { role: m.role, last_read_seq: m.last_read_seq, sessions })
                     })
                     .collect();
-                act.state = State::Live(Live {
-                    kind: row.kind,
-                    last_seq: row.last_seq,
-                    members,
-                    typing: HashMap::new(),
-                });
+                act.state =
+                    State::Live(Live { kind: row.kind, last_seq: row.last_seq, members, typing: HashMap::new() });
                 act.next_write(ctx);
             }
             Ok(None) => {
@@ -194,21 +168,14 @@ impl ConversationActor {
     }
 
     /// Runs `f`, turning a panic into a fault: the actor stops and its supervisor restarts it.
-    fn guarded<R>(
-        &mut self,
-        ctx: &mut Context<Self>,
-        f: impl FnOnce(&mut Self, &mut Context<Self>) -> R,
-    ) -> Result<R> {
+    fn guarded<R>(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self, &mut Context<Self>) -> R) -> Result<R> {
         std::panic::catch_unwind(AssertUnwindSafe(|| f(self, ctx))).map_err(|panic| {
             let what = panic
                 .downcast_ref::<&str>()
                 .copied()
                 .or(panic.downcast_ref::<String>().map(String::as_str))
                 .unwrap_or("panic");
-            log::error!(
-                "conversation {}: fault ({what}); restarting from the database",
-                self.id
-            );
+            log::error!("conversation {}: fault ({what}); restarting from the database", self.id);
             ctx.stop();
             Error::Internal(format!("conversation {} fault: {what}", self.id))
         })
@@ -234,11 +201,7 @@ impl ConversationActor {
             return Err(Error::ActorStopped);
         }
         let live = self.live()?;
-        if live.members.contains_key(&user) {
-            Ok(live)
-        } else {
-            Err(Error::no_conversation())
-        }
+        if live.members.contains_key(&user) { Ok(live) } else { Err(Error::no_conversation()) }
     }
 
     fn fail_writes(&mut self, err: impl Fn() -> Error) {
@@ -268,30 +231,20 @@ impl ConversationActor {
             Write::Append { new, reply } => {
                 self.in_flight = Some(Reply::Append(reply, new.membership));
                 let commit = async move { store.append(&new).await };
-                ctx.spawn(
-                    AssertUnwindSafe(commit)
-                        .catch_unwind()
-                        .into_actor(self)
-                        .map(|result, act, ctx| {
-                            let Some(Reply::Append(reply, membership)) = act.in_flight.take()
-                            else {
-                                return;
-                            };
-                            match result {
-                                Ok(Ok(appended)) => {
-                                    // A fault here drops `reply`: the caller hears "interrupted".
-                                    let _ = act.guarded(ctx, |act, ctx| {
-                                        act.committed(appended, membership, reply, ctx)
-                                    });
-                                }
-                                Ok(Err(err)) => drop(reply.send(Err(err))),
-                                Err(_) => {
-                                    drop(act.guarded(ctx, |_, _| panic!("the append panicked")))
-                                }
-                            }
-                            act.next_write(ctx);
-                        }),
-                );
+                ctx.spawn(AssertUnwindSafe(commit).catch_unwind().into_actor(self).map(|result, act, ctx| {
+                    let Some(Reply::Append(reply, membership)) = act.in_flight.take() else {
+                        return;
+                    };
+                    match result {
+                        Ok(Ok(appended)) => {
+                            // A fault here drops `reply`: the caller hears "interrupted".
+                            let _ = act.guarded(ctx, |act, ctx| act.committed(appended, membership, reply, ctx));
+                        }
+                        Ok(Err(err)) => drop(reply.send(Err(err))),
+                        Err(_) => drop(act.guarded(ctx, |_, _| panic!("the append panicked"))),
+                    }
+                    act.next_write(ctx);
+                }));
             }
             Write::Marker { user, seq, reply } => {
                 self.in_flight = Some(Reply::Marker(reply));
@@ -335,12 +288,7 @@ impl ConversationActor {
         }
         if live.typing.remove(&sender).is_some() {
             self.broadcast(
-                &Event::TypingUpdated {
-                    conversation_id: id,
-                    user_id: sender,
-                    typing: false,
-                }
-                .encode(),
+                &Event::TypingUpdated { conversation_id: id, user_id: sender, typing: false }.encode(),
                 Some(sender),
             );
         }
@@ -354,40 +302,22 @@ impl ConversationActor {
             Some(MembershipChange::Add(user)) => {
                 // The newcomer's sessions must be known before the broadcast, so the actor waits
                 // for Presence (nothing else of this conversation runs meanwhile).
-                let watch = Watch {
-                    conversation: id,
-                    users: vec![user],
-                    watcher: ctx.address().downgrade().recipient(),
-                };
-                ctx.wait(self.deps.presence.send(watch).into_actor(self).map(
-                    move |sessions, act, _| {
-                        if let State::Live(live) = &mut act.state {
-                            let sessions = sessions
-                                .ok()
-                                .and_then(|mut s| s.remove(&user))
-                                .unwrap_or_default();
-                            live.members.insert(
-                                user,
-                                MemberState {
-                                    role: Role::Member,
-                                    last_read_seq: seq - 1,
-                                    sessions,
-                                },
-                            );
-                        }
-                        act.broadcast(&frame, None);
-                        act.announce_membership(MembershipChange::Add(user));
-                        let _ = reply.send(Ok(message));
-                    },
-                ));
+                let watch =
+                    Watch { conversation: id, users: vec![user], watcher: ctx.address().downgrade().recipient() };
+                ctx.wait(self.deps.presence.send(watch).into_actor(self).map(move |sessions, act, _| {
+                    if let State::Live(live) = &mut act.state {
+                        let sessions = sessions.ok().and_then(|mut s| s.remove(&user)).unwrap_or_default();
+                        live.members.insert(user, MemberState { role: Role::Member, last_read_seq: seq - 1, sessions });
+                    }
+                    act.broadcast(&frame, None);
+                    act.announce_membership(MembershipChange::Add(user));
+                    let _ = reply.send(Ok(message));
+                }));
             }
             Some(MembershipChange::Remove(user)) => {
                 self.broadcast(&frame, None); // the leaver sees their leaving too
                 live_members_remove(&mut self.state, user);
-                self.deps.presence.do_send(Unwatch {
-                    conversation: id,
-                    users: vec![user],
-                });
+                self.deps.presence.do_send(Unwatch { conversation: id, users: vec![user] });
                 self.announce_membership(MembershipChange::Remove(user));
                 let _ = reply.send(Ok(message));
             }
@@ -408,10 +338,7 @@ impl ConversationActor {
                     Ok(found) => {
                         for conversation in &found {
                             let frame = Event::ConversationUpdated { conversation }.encode();
-                            presence.do_send(DeliverTo {
-                                users: vec![user],
-                                frame,
-                            });
+                            presence.do_send(DeliverTo { users: vec![user], frame });
                         }
                     }
                     Err(err) => {
@@ -430,29 +357,13 @@ impl ConversationActor {
             return Err(Error::no_conversation());
         };
         member.last_read_seq = seq;
-        let state = ReadState {
-            last_read_seq: seq,
-            unread_count: (last_seq - seq).max(0),
-            total_unread,
-        };
-        let unread = Event::UnreadUpdated {
-            conversation_id: id,
-            unread_count: state.unread_count,
-            total_unread,
-        }
-        .encode();
+        let state = ReadState { last_read_seq: seq, unread_count: (last_seq - seq).max(0), total_unread };
+        let unread =
+            Event::UnreadUpdated { conversation_id: id, unread_count: state.unread_count, total_unread }.encode();
         for session in &member.sessions {
             session.deliver(&unread);
         }
-        self.broadcast(
-            &Event::ReadUpdated {
-                conversation_id: id,
-                user_id: user,
-                last_read_seq: seq,
-            }
-            .encode(),
-            None,
-        );
+        self.broadcast(&Event::ReadUpdated { conversation_id: id, user_id: user, last_read_seq: seq }.encode(), None);
         Ok(state)
     }
 
@@ -472,11 +383,7 @@ impl ConversationActor {
     /// After a send: the other online members' unread counts changed.
     fn queue_unread(&mut self, sender: UserId, ctx: &mut Context<Self>) {
         if let State::Live(live) = &self.state {
-            let changed = live
-                .members
-                .iter()
-                .filter(|(u, m)| **u != sender && !m.sessions.is_empty())
-                .map(|(u, _)| *u);
+            let changed = live.members.iter().filter(|(u, m)| **u != sender && !m.sessions.is_empty()).map(|(u, _)| *u);
             self.unread.dirty.extend(changed);
         }
         self.flush_unread(ctx);
@@ -495,48 +402,33 @@ impl ConversationActor {
         let last_seq = live.last_seq;
         let counts: Vec<(UserId, i64)> = dirty
             .into_iter()
-            .filter_map(|u| {
-                live.members
-                    .get(&u)
-                    .map(|m| (u, (last_seq - m.last_read_seq).max(0)))
-            })
+            .filter_map(|u| live.members.get(&u).map(|m| (u, (last_seq - m.last_read_seq).max(0))))
             .collect();
         let users: Vec<UserId> = counts.iter().map(|(u, _)| *u).collect();
         self.unread.querying = true;
         let store = self.deps.store.clone();
         let id = self.id;
-        ctx.spawn(
-            async move { store.unread_totals(&users).await }
-                .into_actor(self)
-                .map(move |totals, act, ctx| {
-                    act.unread.querying = false;
-                    match totals {
-                        Ok(totals) => {
-                            if let State::Live(live) = &act.state {
-                                for (user, unread_count) in counts {
-                                    let total_unread =
-                                        totals.get(&user).copied().unwrap_or(0).max(unread_count);
-                                    let frame = Event::UnreadUpdated {
-                                        conversation_id: id,
-                                        unread_count,
-                                        total_unread,
-                                    }
-                                    .encode();
-                                    for session in
-                                        live.members.get(&user).map_or(&[][..], |m| &m.sessions)
-                                    {
-                                        session.deliver(&frame);
-                                    }
-                                }
+        ctx.spawn(async move { store.unread_totals(&users).await }.into_actor(self).map(move |totals, act, ctx| {
+            act.unread.querying = false;
+            match totals {
+                Ok(totals) => {
+                    if let State::Live(live) = &act.state {
+                        for (user, unread_count) in counts {
+                            let total_unread = totals.get(&user).copied().unwrap_or(0).max(unread_count);
+                            let frame =
+                                Event::UnreadUpdated { conversation_id: id, unread_count, total_unread }.encode();
+                            for session in live.members.get(&user).map_or(&[][..], |m| &m.sessions) {
+                                session.deliver(&frame);
                             }
                         }
-                        Err(err) => {
-                            log::warn!("conversation {id}: cannot compute unread totals: {err}")
-                        }
                     }
-                    act.flush_unread(ctx);
-                }),
-        );
+                }
+                Err(err) => {
+                    log::warn!("conversation {id}: cannot compute unread totals: {err}")
+                }
+            }
+            act.flush_unread(ctx);
+        }));
     }
 
     fn set_typing(&mut self, user: UserId, typing: bool, ctx: &mut Context<Self>) -> Result<()> {
@@ -549,12 +441,7 @@ impl ConversationActor {
         };
         if changed {
             self.broadcast(
-                &Event::TypingUpdated {
-                    conversation_id: self.id,
-                    user_id: user,
-                    typing,
-                }
-                .encode(),
+                &Event::TypingUpdated { conversation_id: self.id, user_id: user, typing }.encode(),
                 Some(user),
             );
         }
@@ -571,12 +458,8 @@ impl ConversationActor {
         let id = self.id;
         let expired: Vec<UserId> = match &mut self.state {
             State::Live(live) => {
-                let expired = live
-                    .typing
-                    .iter()
-                    .filter(|(_, until)| **until <= now)
-                    .map(|(u, _)| *u)
-                    .collect::<Vec<_>>();
+                let expired =
+                    live.typing.iter().filter(|(_, until)| **until <= now).map(|(u, _)| *u).collect::<Vec<_>>();
                 for user in &expired {
                     live.typing.remove(user);
                 }
@@ -591,12 +474,7 @@ impl ConversationActor {
         };
         for user in expired {
             self.broadcast(
-                &Event::TypingUpdated {
-                    conversation_id: id,
-                    user_id: user,
-                    typing: false,
-                }
-                .encode(),
+                &Event::TypingUpdated { conversation_id: id, user_id: user, typing: false }.encode(),
                 Some(user),
             );
         }
@@ -611,10 +489,7 @@ impl ConversationActor {
         }
         if let State::Live(live) = &self.state {
             let users = live.members.keys().copied().collect();
-            self.deps.presence.do_send(Unwatch {
-                conversation: self.id,
-                users,
-            });
+            self.deps.presence.do_send(Unwatch { conversation: self.id, users });
         }
         ctx.stop();
     }
@@ -642,10 +517,9 @@ impl Actor for ConversationActor {
             return; // restarted after retiring: answer what arrives with "retry", then end
         }
         let idle = Duration::from_secs(self.deps.limits.conversation_idle_secs);
-        ctx.run_interval(
-            (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)),
-            |act, ctx| act.check_idle(ctx),
-        );
+        ctx.run_interval((idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)), |act, ctx| {
+            act.check_idle(ctx)
+        });
         self.load(ctx);
     }
 }
@@ -662,12 +536,12 @@ impl Supervised for ConversationActor {
         // The write in flight may or may not have committed: its sender retries with its
         // client_id, which makes the retry safe. Queued writes run after the reload.
         match self.in_flight.take() {
-            Some(Reply::Append(reply, _)) => drop(reply.send(Err(Error::Unavailable(
-                "interrupted by a fault: retry with the same client_id".into(),
-            )))),
-            Some(Reply::Marker(reply)) => drop(reply.send(Err(Error::Unavailable(
-                "interrupted by a fault: retry".into(),
-            )))),
+            Some(Reply::Append(reply, _)) => drop(
+                reply.send(Err(Error::Unavailable("interrupted by a fault: retry with the same client_id".into()))),
+            ),
+            Some(Reply::Marker(reply)) => {
+                drop(reply.send(Err(Error::Unavailable("interrupted by a fault: retry".into()))))
+            }
             None => {}
         }
     }
@@ -763,11 +637,8 @@ fn live_members_remove(state: &mut State, user: UserId) {
 
 fn later<T: Send + 'static>(rx: oneshot::Receiver<Result<T>>) -> ResponseFuture<Result<T>> {
     Box::pin(async move {
-        rx.await.unwrap_or_else(|_| {
-            Err(Error::Unavailable(
-                "interrupted by a fault: retry with the same client_id".into(),
-            ))
-        })
+        rx.await
+            .unwrap_or_else(|_| Err(Error::Unavailable("interrupted by a fault: retry with the same client_id".into())))
     })
 }
 
@@ -806,22 +677,16 @@ impl Handler<AddMember> for ConversationActor {
         let queued = self.guarded(ctx, |act, ctx| {
             let live = act.live_for(msg.by)?;
             if live.kind != ConversationKind::Group {
-                return Err(Error::bad_request(
-                    "a direct conversation has fixed members",
-                ));
+                return Err(Error::bad_request("a direct conversation has fixed members"));
             }
             if live.members.get(&msg.by).map(|m| m.role) != Some(Role::Owner) {
-                return Err(Error::Forbidden(
-                    "only the group's owner adds members".into(),
-                ));
+                return Err(Error::Forbidden("only the group's owner adds members".into()));
             }
             if live.members.contains_key(&msg.user) {
                 return Err(Error::Conflict("already a member".into()));
             }
             if live.members.len() >= max {
-                return Err(Error::bad_request(format!(
-                    "a group has at most {max} members"
-                )));
+                return Err(Error::bad_request(format!("a group has at most {max} members")));
             }
             act.touch();
             let new = NewMessage {
@@ -850,15 +715,10 @@ impl Handler<RemoveMember> for ConversationActor {
         let queued = self.guarded(ctx, |act, ctx| {
             let live = act.live_for(msg.by)?;
             if live.kind != ConversationKind::Group {
-                return Err(Error::bad_request(
-                    "a direct conversation has fixed members",
-                ));
+                return Err(Error::bad_request("a direct conversation has fixed members"));
             }
-            if msg.by != msg.user && live.members.get(&msg.by).map(|m| m.role) != Some(Role::Owner)
-            {
-                return Err(Error::Forbidden(
-                    "only the group's owner removes other members".into(),
-                ));
+            if msg.by != msg.user && live.members.get(&msg.by).map(|m| m.role) != Some(Role::Owner) {
+                return Err(Error::Forbidden("only the group's owner removes other members".into()));
             }
             if !live.members.contains_key(&msg.user) {
                 return Err(Error::NotFound("not a member".into()));
@@ -903,14 +763,7 @@ impl Handler<MarkRead> for ConversationActor {
                 }
             };
             act.touch();
-            act.enqueue(
-                Write::Marker {
-                    user: msg.user,
-                    seq: target,
-                    reply,
-                },
-                ctx,
-            );
+            act.enqueue(Write::Marker { user: msg.user, seq: target, reply }, ctx);
             Ok(())
         });
         match queued.and_then(|r| r) {

@@ -76,10 +76,7 @@ impl SessionHandle {
         match self.queue.try_send(item) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                log::info!(
-                    "session {}: outgoing queue full, closing (slow consumer)",
-                    self.id
-                );
+                log::info!("session {}: outgoing queue full, closing (slow consumer)", self.id);
                 self.close(close::TRY_AGAIN_LATER, "too slow: reconnect and sync");
             }
             // The writer has finished: the session is closing anyway.
@@ -100,10 +97,7 @@ impl Closer {
     fn close(&self, code: u16, reason: &str) {
         let signal = self.0.lock().ok().and_then(|mut signal| signal.take());
         if let Some(signal) = signal {
-            let _ = signal.send(CloseReason {
-                code: code.into(),
-                description: Some(reason.to_string()),
-            });
+            let _ = signal.send(CloseReason { code: code.into(), description: Some(reason.to_string()) });
         }
     }
 }
@@ -120,12 +114,7 @@ pub fn start(
     let (queue, items) = mpsc::channel(capacity.max(1));
     let (signal, closing) = oneshot::channel();
     actix_web::rt::spawn(write(id, ws, items, closing, socket, close_timeout));
-    SessionHandle {
-        id,
-        user,
-        queue,
-        closer: Arc::new(Closer(Mutex::new(Some(signal)))),
-    }
+    SessionHandle { id, user, queue, closer: Arc::new(Closer(Mutex::new(Some(signal)))) }
 }
 
 async fn write(
@@ -154,13 +143,8 @@ async fn write(
         }
     };
     drop(items);
-    if tokio::time::timeout(close_timeout, ws.close(reason))
-        .await
-        .is_err()
-    {
-        log::info!(
-            "session {id}: close frame not written in {close_timeout:?}, cutting the connection"
-        );
+    if tokio::time::timeout(close_timeout, ws.close(reason)).await.is_err() {
+        log::info!("session {id}: close frame not written in {close_timeout:?}, cutting the connection");
         if let Some(socket) = socket {
             socket.abort();
         }
@@ -192,11 +176,7 @@ pub struct SocketGuard {
 
 impl SocketGuard {
     pub fn of(stream: &tokio::net::TcpStream) -> Option<SocketGuard> {
-        Some(SocketGuard {
-            fd: stream.as_raw_fd(),
-            local: stream.local_addr().ok()?,
-            peer: stream.peer_addr().ok()?,
-        })
+        Some(SocketGuard { fd: stream.as_raw_fd(), local: stream.local_addr().ok()?, peer: stream.peer_addr().ok()? })
     }
 
     /// Shuts the connection down in both directions, if it is still this connection.
@@ -211,19 +191,14 @@ impl SocketGuard {
     }
 }
 
-type AddressCall =
-    unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
+type AddressCall = unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
 
 fn address_of(fd: RawFd, call: AddressCall) -> Option<SocketAddr> {
     // SAFETY: `try_init` hands `call` zeroed storage of the right size and its length, which is
     // the contract of getpeername and getsockname; they fail cleanly on a bad descriptor.
     let result = unsafe {
         socket2::SockAddr::try_init(|storage, len| {
-            if call(fd, storage.cast(), len) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
+            if call(fd, storage.cast(), len) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
         })
     };
     result.ok().and_then(|(_, addr)| addr.as_socket())

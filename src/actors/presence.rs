@@ -34,12 +34,7 @@ struct UserEntry {
 
 impl Presence {
     pub fn new(store: Store, grace: Duration) -> Self {
-        Presence {
-            store,
-            grace,
-            users: HashMap::new(),
-            watchers: HashMap::new(),
-        }
+        Presence { store, grace, users: HashMap::new(), watchers: HashMap::new() }
     }
 
     fn notify_watchers(&mut self, user: UserId, change: MemberSessions) {
@@ -58,19 +53,9 @@ impl Presence {
     }
 
     /// Tells everyone who shares a conversation with `user` (and has a session here).
-    fn announce(
-        &mut self,
-        user: UserId,
-        online: bool,
-        last_seen_at: Timestamp,
-        ctx: &mut Context<Self>,
-    ) {
-        let frame: Frame = Event::PresenceUpdated(&PresenceData {
-            user_id: user,
-            online,
-            last_seen_at: Some(last_seen_at),
-        })
-        .encode();
+    fn announce(&mut self, user: UserId, online: bool, last_seen_at: Timestamp, ctx: &mut Context<Self>) {
+        let frame: Frame =
+            Event::PresenceUpdated(&PresenceData { user_id: user, online, last_seen_at: Some(last_seen_at) }).encode();
         let store = self.store.clone();
         ctx.spawn(
             async move {
@@ -154,13 +139,7 @@ impl Handler<Disconnect> for Presence {
                 }
             }));
         }
-        self.notify_watchers(
-            msg.user,
-            MemberSessions::Left {
-                user: msg.user,
-                session: msg.session,
-            },
-        );
+        self.notify_watchers(msg.user, MemberSessions::Left { user: msg.user, session: msg.session });
     }
 }
 
@@ -187,10 +166,7 @@ impl Handler<Watch> for Presence {
     fn handle(&mut self, msg: Watch, _: &mut Self::Context) -> Self::Result {
         let mut sessions = HashMap::new();
         for user in msg.users {
-            self.watchers
-                .entry(user)
-                .or_default()
-                .insert(msg.conversation, msg.watcher.clone());
+            self.watchers.entry(user).or_default().insert(msg.conversation, msg.watcher.clone());
             if let Some(entry) = self.users.get(&user) {
                 sessions.insert(user, entry.sessions.clone());
             }
@@ -233,12 +209,7 @@ impl Handler<Online> for Presence {
     type Result = MessageResult<Online>;
 
     fn handle(&mut self, msg: Online, _: &mut Self::Context) -> Self::Result {
-        MessageResult(
-            msg.users
-                .iter()
-                .map(|u| self.users.contains_key(u))
-                .collect(),
-        )
+        MessageResult(msg.users.iter().map(|u| self.users.contains_key(u)).collect())
     }
 }
 
@@ -283,11 +254,7 @@ impl Handler<Stats> for Presence {
     fn handle(&mut self, _: Stats, _: &mut Self::Context) -> Self::Result {
         MessageResult(PresenceStats {
             sessions: self.users.values().map(|e| e.sessions.len()).sum(),
-            users: self
-                .users
-                .values()
-                .filter(|e| !e.sessions.is_empty())
-                .count(),
+            users: self.users.values().filter(|e| !e.sessions.is_empty()).count(),
             online_users: self.users.len(),
         })
     }

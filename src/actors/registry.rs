@@ -34,21 +34,13 @@ struct Entry {
 
 impl Registry {
     pub fn new(arbiters: Vec<ArbiterHandle>, deps: Deps) -> Arc<Registry> {
-        Arc::new(Registry {
-            actors: Mutex::new(HashMap::new()),
-            arbiters,
-            hasher: RandomState::new(),
-            deps,
-        })
+        Arc::new(Registry { actors: Mutex::new(HashMap::new()), arbiters, hasher: RandomState::new(), deps })
     }
 
     /// The live actor of `id`, started if there is none (it loads itself from the database; a
     /// conversation that does not exist answers `not_found` and retires).
     pub fn get(self: &Arc<Self>, id: ConversationId) -> Result<ConversationRef> {
-        let mut actors = self
-            .actors
-            .lock()
-            .map_err(|_| Error::Internal("registry poisoned".into()))?;
+        let mut actors = self.actors.lock().map_err(|_| Error::Internal("registry poisoned".into()))?;
         if let Some(entry) = actors.get(&id)
             && entry.addr.connected()
         {
@@ -72,19 +64,8 @@ impl Registry {
         let addr = Supervisor::start_in_arbiter(arbiter, move |ctx| {
             ConversationActor::new(id, deps, registry, actor_queued, restarts, ctx)
         });
-        actors.insert(
-            id,
-            Entry {
-                addr: addr.clone(),
-                queued: queued.clone(),
-                restarts,
-            },
-        );
-        Ok(ConversationRef {
-            addr,
-            queued,
-            capacity: self.deps.limits.conversation_mailbox,
-        })
+        actors.insert(id, Entry { addr: addr.clone(), queued: queued.clone(), restarts });
+        Ok(ConversationRef { addr, queued, capacity: self.deps.limits.conversation_mailbox })
     }
 
     /// The actor of `id` if one is live; never starts one.
@@ -125,11 +106,7 @@ impl Registry {
     /// What every live actor says about itself (admin inspection).
     pub async fn stats(&self) -> Vec<super::conversation::ActorStats> {
         let addrs: Vec<_> = match self.actors.lock() {
-            Ok(actors) => actors
-                .values()
-                .filter(|e| e.addr.connected())
-                .map(|e| e.addr.clone())
-                .collect(),
+            Ok(actors) => actors.values().filter(|e| e.addr.connected()).map(|e| e.addr.clone()).collect(),
             Err(_) => return Vec::new(),
         };
         let mut stats = Vec::with_capacity(addrs.len());
@@ -164,9 +141,7 @@ impl ConversationRef {
         let request = ticket.is_some().then(|| self.addr.send(msg));
         async move {
             let Some(request) = request else {
-                return Err(Error::Unavailable(
-                    "this conversation is too busy: retry shortly".into(),
-                ));
+                return Err(Error::Unavailable("this conversation is too busy: retry shortly".into()));
             };
             let answer = request.await;
             drop(ticket);
@@ -194,11 +169,7 @@ pub struct WeakConversationRef {
 impl WeakConversationRef {
     pub fn upgrade(&self) -> Option<ConversationRef> {
         let addr = self.addr.upgrade().filter(Addr::connected)?;
-        Some(ConversationRef {
-            addr,
-            queued: self.queued.upgrade()?,
-            capacity: self.capacity,
-        })
+        Some(ConversationRef { addr, queued: self.queued.upgrade()?, capacity: self.capacity })
     }
 }
 

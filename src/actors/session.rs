@@ -19,8 +19,8 @@ use super::presence::{Connect, Disconnect};
 use super::registry::WeakConversationRef;
 use crate::error::{Error, Result};
 use crate::protocol::{
-    ClientCommand, ClientFrame, Conversation, Empty, Event, Message as Msg, Presence, Ref,
-    SyncData, encode_error, encode_reply,
+    ClientCommand, ClientFrame, Conversation, Empty, Event, Message as Msg, Presence, Ref, SyncData, encode_error,
+    encode_reply,
 };
 use crate::state::AppState;
 use crate::types::{ConversationId, SessionId, UserId};
@@ -40,21 +40,8 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    pub fn new(
-        user: crate::protocol::User,
-        expires_at: i64,
-        out: SessionHandle,
-        app: web::Data<AppState>,
-    ) -> Self {
-        WsSession {
-            id: out.id,
-            user,
-            expires_at,
-            out,
-            app,
-            last_heard: Instant::now(),
-            conversations: HashMap::new(),
-        }
+    pub fn new(user: crate::protocol::User, expires_at: i64, out: SessionHandle, app: web::Data<AppState>) -> Self {
+        WsSession { id: out.id, user, expires_at, out, app, last_heard: Instant::now(), conversations: HashMap::new() }
     }
 
     fn user_id(&self) -> UserId {
@@ -91,11 +78,7 @@ impl WsSession {
 
     /// Sends `msg` to the actor of `id`. The message is queued now, so that a session's sends
     /// keep their order; if that actor had stopped, once more to a fresh one.
-    fn to_conversation<M, R>(
-        &mut self,
-        id: ConversationId,
-        msg: M,
-    ) -> impl Future<Output = Result<R>> + use<M, R>
+    fn to_conversation<M, R>(&mut self, id: ConversationId, msg: M) -> impl Future<Output = Result<R>> + use<M, R>
     where
         M: actix::Message<Result = Result<R>> + Clone + Send + 'static,
         R: Send + 'static,
@@ -103,11 +86,7 @@ impl WsSession {
         <ConversationActor as Actor>::Context: ToEnvelope<ConversationActor, M>,
     {
         let registry = self.app.registry.clone();
-        let first = match self
-            .conversations
-            .get(&id)
-            .and_then(WeakConversationRef::upgrade)
-        {
+        let first = match self.conversations.get(&id).and_then(WeakConversationRef::upgrade) {
             Some(conversation) => Ok(conversation),
             None => registry.get(id).inspect(|conversation| {
                 if self.conversations.len() >= REMEMBERED_CONVERSATIONS {
@@ -134,42 +113,18 @@ impl WsSession {
                 let send = checked.map(|()| {
                     self.to_conversation(
                         data.conversation_id,
-                        SendMessage {
-                            sender: user,
-                            body: data.body,
-                            client_id: data.client_id,
-                        },
+                        SendMessage { sender: user, body: data.body, client_id: data.client_id },
                     )
                 });
-                self.respond(
-                    reference,
-                    async move {
-                        Ok(Sent {
-                            message: send?.await?,
-                        })
-                    },
-                    ctx,
-                );
+                self.respond(reference, async move { Ok(Sent { message: send?.await? }) }, ctx);
             }
             ClientCommand::ConversationJoin(data) => {
-                let typing = app
-                    .registry
-                    .live(data.conversation_id)
-                    .map(|c| c.send(Typists { viewer: user }));
-                self.respond(
-                    reference,
-                    join(app, user, data.conversation_id, data.limit, typing),
-                    ctx,
-                );
+                let typing = app.registry.live(data.conversation_id).map(|c| c.send(Typists { viewer: user }));
+                self.respond(reference, join(app, user, data.conversation_id, data.limit, typing), ctx);
             }
             ClientCommand::ConversationLeave(data) => {
                 // Closing the view: typing ends there. Events keep coming, as to every member.
-                let stop = app.registry.live(data.conversation_id).map(|c| {
-                    c.send(Typing {
-                        user,
-                        typing: false,
-                    })
-                });
+                let stop = app.registry.live(data.conversation_id).map(|c| c.send(Typing { user, typing: false }));
                 self.respond(
                     reference,
                     async move {
@@ -185,33 +140,15 @@ impl WsSession {
                 );
             }
             ClientCommand::TypingStart(data) => {
-                let start =
-                    self.to_conversation(data.conversation_id, Typing { user, typing: true });
-                self.respond(
-                    reference,
-                    async move { start.await.map(|()| Empty {}) },
-                    ctx,
-                );
+                let start = self.to_conversation(data.conversation_id, Typing { user, typing: true });
+                self.respond(reference, async move { start.await.map(|()| Empty {}) }, ctx);
             }
             ClientCommand::TypingStop(data) => {
-                let stop = self.to_conversation(
-                    data.conversation_id,
-                    Typing {
-                        user,
-                        typing: false,
-                    },
-                );
+                let stop = self.to_conversation(data.conversation_id, Typing { user, typing: false });
                 self.respond(reference, async move { stop.await.map(|()| Empty {}) }, ctx);
             }
             ClientCommand::ReadMark(data) => {
-                let mark = self.to_conversation(
-                    data.conversation_id,
-                    MarkRead {
-                        user,
-                        seq: data.seq,
-                        unread: false,
-                    },
-                );
+                let mark = self.to_conversation(data.conversation_id, MarkRead { user, seq: data.seq, unread: false });
                 self.respond(reference, mark, ctx);
             }
             ClientCommand::Sync(data) => self.respond(reference, sync(app, user, data), ctx),
@@ -219,11 +156,7 @@ impl WsSession {
                 let users = data.user_ids;
                 self.respond(
                     reference,
-                    async move {
-                        Ok(PresenceAck {
-                            presence: app.presence_of(&users).await?,
-                        })
-                    },
+                    async move { Ok(PresenceAck { presence: app.presence_of(&users).await? }) },
                     ctx,
                 );
             }
@@ -271,31 +204,20 @@ async fn join(
     typing: Option<impl Future<Output = Result<Vec<UserId>>>>,
 ) -> Result<JoinAck> {
     let limit = app.limits.page(limit)?;
-    let conversation = app
-        .store
-        .conversation_for(user, id)
-        .await?
-        .ok_or_else(Error::no_conversation)?;
+    let conversation = app.store.conversation_for(user, id).await?.ok_or_else(Error::no_conversation)?;
     let page = app.store.history(id, None, None, limit).await?;
     let typing = match typing {
         Some(typing) => typing.await.unwrap_or_default(),
         None => Vec::new(),
     };
-    Ok(JoinAck {
-        conversation,
-        messages: page.messages,
-        typing,
-    })
+    Ok(JoinAck { conversation, messages: page.messages, typing })
 }
 
 /// `sync`: for each conversation, what came after the client's last `seq`. Conversations the
 /// user is not (or no longer) a member of are left out of the answer.
 async fn sync(app: web::Data<AppState>, user: UserId, data: SyncData) -> Result<SyncAck> {
     if data.conversations.len() > app.limits.max_batch {
-        return Err(Error::bad_request(format!(
-            "sync at most {} conversations at once",
-            app.limits.max_batch
-        )));
+        return Err(Error::bad_request(format!("sync at most {} conversations at once", app.limits.max_batch)));
     }
     let limit = app.limits.page(data.limit)?;
     let mut conversations = Vec::with_capacity(data.conversations.len());
@@ -306,10 +228,7 @@ async fn sync(app: web::Data<AppState>, user: UserId, data: SyncData) -> Result<
         if !app.store.is_member(cursor.conversation_id, user).await? {
             continue;
         }
-        let page = app
-            .store
-            .history(cursor.conversation_id, None, Some(cursor.after_seq), limit)
-            .await?;
+        let page = app.store.history(cursor.conversation_id, None, Some(cursor.after_seq), limit).await?;
         conversations.push(SyncedConversation {
             conversation_id: cursor.conversation_id,
             messages: page.messages,
@@ -324,20 +243,12 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         log::debug!("session {}: opened for user {}", self.id, self.user.id);
-        self.app.presence.do_send(Connect {
-            session: self.out.clone(),
-        });
-        let ready = Event::SessionReady {
-            session_id: self.id,
-            user: &self.user,
-            heartbeat_ms: self.app.limits.heartbeat_ms,
-        };
+        self.app.presence.do_send(Connect { session: self.out.clone() });
+        let ready =
+            Event::SessionReady { session_id: self.id, user: &self.user, heartbeat_ms: self.app.limits.heartbeat_ms };
         self.out.deliver(&ready.encode());
         ctx.run_interval(self.app.limits.heartbeat(), |act, ctx| act.heartbeat(ctx));
-        let left = self
-            .expires_at
-            .saturating_sub(chrono::Utc::now().timestamp())
-            .max(0);
+        let left = self.expires_at.saturating_sub(chrono::Utc::now().timestamp()).max(0);
         ctx.run_later(Duration::from_secs(left as u64), |act, ctx| {
             act.close(close::TOKEN_EXPIRED, "token expired", ctx)
         });
@@ -346,10 +257,7 @@ impl Actor for WsSession {
     fn stopped(&mut self, _: &mut Self::Context) {
         log::debug!("session {}: closed", self.id);
         self.out.close(close::NORMAL, "");
-        self.app.presence.do_send(Disconnect {
-            session: self.id,
-            user: self.user.id,
-        });
+        self.app.presence.do_send(Disconnect { session: self.id, user: self.user.id });
     }
 }
 
@@ -365,8 +273,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
                 }
             }
             Ok(AggregatedMessage::Binary(_)) => {
-                let err =
-                    Error::bad_request("binary frames are not supported: send JSON text frames");
+                let err = Error::bad_request("binary frames are not supported: send JSON text frames");
                 self.out.deliver(&encode_error(None, &err));
             }
             Ok(AggregatedMessage::Ping(payload)) => self.out.push(Outgoing::Pong(payload)),
@@ -374,11 +281,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
             Ok(AggregatedMessage::Close(_)) => self.close(close::NORMAL, "", ctx),
             Err(ProtocolError::Overflow) => {
                 let max = self.app.limits.max_frame_bytes;
-                self.close(
-                    close::TOO_BIG,
-                    &format!("frame larger than {max} bytes"),
-                    ctx,
-                );
+                self.close(close::TOO_BIG, &format!("frame larger than {max} bytes"), ctx);
             }
             Err(err) => {
                 log::debug!("session {}: protocol error: {err}", self.id);

@@ -38,30 +38,17 @@ pub struct AuthUser {
 
 impl Auth {
     pub fn new(keys: Keys, store: Store) -> Auth {
-        Auth {
-            keys,
-            store,
-            known: Mutex::new(HashSet::new()),
-        }
+        Auth { keys, store, known: Mutex::new(HashSet::new()) }
     }
 
     /// Verifies `token` and makes sure its user exists.
     pub async fn authenticate(&self, token: &str) -> Result<AuthUser> {
-        let Verified {
-            user,
-            name,
-            admin,
-            expires_at,
-        } = self.keys.verify(token)?;
+        let Verified { user, name, admin, expires_at } = self.keys.verify(token)?;
         if !self.is_known(user) {
             self.store.ensure_user(user, name.as_deref()).await?;
             self.remember(user);
         }
-        Ok(AuthUser {
-            id: user,
-            admin,
-            expires_at,
-        })
+        Ok(AuthUser { id: user, admin, expires_at })
     }
 
     fn is_known(&self, user: UserId) -> bool {
@@ -80,11 +67,7 @@ impl Auth {
 
 /// The token of `Authorization: Bearer <token>`, if the header is there.
 pub fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let value = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -98,8 +81,7 @@ impl FromRequest for AuthUser {
         let token = bearer_token(req).map(str::to_string);
         Box::pin(async move {
             let auth = auth.ok_or_else(|| Error::Internal("Auth is not registered".into()))?;
-            let token = token
-                .ok_or_else(|| Error::Unauthorized("missing Authorization: Bearer token".into()))?;
+            let token = token.ok_or_else(|| Error::Unauthorized("missing Authorization: Bearer token".into()))?;
             auth.authenticate(&token).await
         })
     }
@@ -108,10 +90,6 @@ impl FromRequest for AuthUser {
 impl AuthUser {
     /// Admin endpoints only (PROTOCOL.md §5).
     pub fn require_admin(&self) -> Result<()> {
-        if self.admin {
-            Ok(())
-        } else {
-            Err(Error::Forbidden("admin role required".into()))
-        }
+        if self.admin { Ok(()) } else { Err(Error::Forbidden("admin role required".into())) }
     }
 }

@@ -11,13 +11,10 @@ use crate::error::{Error, Result};
 /// lowercase first, so "Alice" registers (and signs in) as "alice": unique without regard to case.
 pub fn normalize_username(raw: &str) -> Result<String> {
     let name = raw.to_ascii_lowercase();
-    let valid_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+    let valid_chars =
+        name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
     if !(3..=32).contains(&name.len()) || !valid_chars {
-        return Err(Error::bad_request(
-            "a username is 3 to 32 characters of a-z, 0-9, '.', '_' and '-'",
-        ));
+        return Err(Error::bad_request("a username is 3 to 32 characters of a-z, 0-9, '.', '_' and '-'"));
     }
     Ok(name)
 }
@@ -40,9 +37,7 @@ pub fn hash(password: &str) -> Result<String> {
 
 /// Does `password` match `hash`? A malformed hash counts as no match.
 pub fn verify(password: &str, hash: &str) -> bool {
-    Argon2::default()
-        .verify_password(password.as_bytes(), hash)
-        .is_ok()
+    Argon2::default().verify_password(password.as_bytes(), hash).is_ok()
 }
 
 #[cfg(test)]
@@ -53,10 +48,7 @@ mod tests {
     fn usernames_are_folded_and_checked() {
         assert_eq!(normalize_username("Alice.B-2_x").unwrap(), "alice.b-2_x");
         for bad in ["ab", "a b", "émile", "x".repeat(33).as_str(), "semi;colon"] {
-            assert!(
-                normalize_username(bad).is_err(),
-                "{bad:?} should be refused"
-            );
+            assert!(normalize_username(bad).is_err(), "{bad:?} should be refused");
         }
     }
 

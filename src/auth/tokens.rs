@@ -89,17 +89,12 @@ impl Keys {
                 ErrorKind::ExpiredSignature => unauthorized("expired"),
                 ErrorKind::ImmatureSignature => unauthorized("not valid yet"),
                 ErrorKind::InvalidSignature => unauthorized("wrong signature"),
-                ErrorKind::MissingRequiredClaim(claim) => {
-                    unauthorized(&format!("no {claim} claim"))
-                }
+                ErrorKind::MissingRequiredClaim(claim) => unauthorized(&format!("no {claim} claim")),
                 _ => unauthorized("malformed"),
             }
         })?;
         let claims = data.claims;
-        let user = claims
-            .sub
-            .parse()
-            .map_err(|_| unauthorized("sub is not a UUID"))?;
+        let user = claims.sub.parse().map_err(|_| unauthorized("sub is not a UUID"))?;
         Ok(Verified {
             user,
             name: claims.name.filter(|n| !n.trim().is_empty()),
@@ -110,22 +105,15 @@ impl Keys {
 }
 
 fn read_public_key(path: &Path) -> Result<(Algorithm, DecodingKey)> {
-    let pem = std::fs::read(path).map_err(|err| {
-        Error::bad_request(format!(
-            "cannot read the public key {}: {err}",
-            path.display()
-        ))
-    })?;
+    let pem = std::fs::read(path)
+        .map_err(|err| Error::bad_request(format!("cannot read the public key {}: {err}", path.display())))?;
     if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
         return Ok((Algorithm::RS256, key));
     }
     if let Ok(key) = DecodingKey::from_ed_pem(&pem) {
         return Ok((Algorithm::EdDSA, key));
     }
-    Err(Error::bad_request(format!(
-        "{} is neither an RSA nor an Ed25519 public key in PEM",
-        path.display()
-    )))
+    Err(Error::bad_request(format!("{} is neither an RSA nor an Ed25519 public key in PEM", path.display())))
 }
 
 /// The HS256 secret: the configured one; else, on SQLite, the one kept beside the database
@@ -141,9 +129,7 @@ pub fn resolve_secret(configured: Option<String>, database: &DatabaseUrl) -> Res
     let db_path = match database {
         DatabaseUrl::Sqlite(path) => path,
         DatabaseUrl::Postgres(_) => {
-            return Err(Error::bad_request(
-                "PARLEY_JWT_SECRET is required with PostgreSQL",
-            ));
+            return Err(Error::bad_request("PARLEY_JWT_SECRET is required with PostgreSQL"));
         }
     };
     let path = PathBuf::from(format!("{db_path}.jwt-secret"));
@@ -152,10 +138,7 @@ pub fn resolve_secret(configured: Option<String>, database: &DatabaseUrl) -> Res
         Ok(_) => return Err(Error::bad_request(format!("{} is empty", path.display()))),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => {
-            return Err(Error::bad_request(format!(
-                "cannot read {}: {err}",
-                path.display()
-            )));
+            return Err(Error::bad_request(format!("cannot read {}: {err}", path.display())));
         }
     }
     let mut bytes = [0u8; 32];
@@ -163,10 +146,7 @@ pub fn resolve_secret(configured: Option<String>, database: &DatabaseUrl) -> Res
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     write_private(&path, &secret)
         .map_err(|err| Error::bad_request(format!("cannot write {}: {err}", path.display())))?;
-    log::info!(
-        "generated a token secret in {} (mode 0600); keep it with the database",
-        path.display()
-    );
+    log::info!("generated a token secret in {} (mode 0600); keep it with the database", path.display());
     Ok(secret)
 }
 
@@ -188,9 +168,7 @@ mod tests {
     fn issued_tokens_verify_and_carry_the_role() {
         let keys = Keys::new("a test secret of some length", None, 60).unwrap();
         let user = UserId(uuid::Uuid::new_v4());
-        let verified = keys
-            .verify(&keys.issue(user, "Ada", true).unwrap())
-            .unwrap();
+        let verified = keys.verify(&keys.issue(user, "Ada", true).unwrap()).unwrap();
         assert_eq!(verified.user, user);
         assert!(verified.admin);
         assert_eq!(verified.name.as_deref(), Some("Ada"));
@@ -200,13 +178,8 @@ mod tests {
     fn other_secrets_and_garbage_are_refused() {
         let keys = Keys::new("a test secret of some length", None, 60).unwrap();
         let other = Keys::new("another secret entirely", None, 60).unwrap();
-        let token = other
-            .issue(UserId(uuid::Uuid::new_v4()), "x", false)
-            .unwrap();
+        let token = other.issue(UserId(uuid::Uuid::new_v4()), "x", false).unwrap();
         assert!(matches!(keys.verify(&token), Err(Error::Unauthorized(_))));
-        assert!(matches!(
-            keys.verify("garbage"),
-            Err(Error::Unauthorized(_))
-        ));
+        assert!(matches!(keys.verify("garbage"), Err(Error::Unauthorized(_))));
     }
 }

@@ -13,11 +13,8 @@ use crate::types::ConversationId;
 /// GET /api/admin/actors → the live actors of this node
 pub async fn actors(app: web::Data<AppState>, caller: AuthUser) -> Result<HttpResponse> {
     caller.require_admin()?;
-    let presence = app
-        .presence
-        .send(presence::Stats)
-        .await
-        .map_err(|_| Error::Unavailable("presence is restarting".into()))?;
+    let presence =
+        app.presence.send(presence::Stats).await.map_err(|_| Error::Unavailable("presence is restarting".into()))?;
     let conversations = app.registry.stats().await;
     Ok(HttpResponse::Ok().json(json!({
         "node_id": app.node_id,
@@ -43,19 +40,12 @@ pub async fn conversation(
 
 /// POST /api/admin/actors/conversations/{id}/fault → 202: makes the actor fail, to test its
 /// supervision. Only when the server was built with fault injection on (tests); 404 otherwise.
-pub async fn fault(
-    app: web::Data<AppState>,
-    caller: AuthUser,
-    id: web::Path<ConversationId>,
-) -> Result<HttpResponse> {
+pub async fn fault(app: web::Data<AppState>, caller: AuthUser, id: web::Path<ConversationId>) -> Result<HttpResponse> {
     caller.require_admin()?;
     if !app.fault_injection {
         return Err(Error::NotFound("fault injection is off".into()));
     }
-    let actor = app
-        .registry
-        .live(*id)
-        .ok_or_else(|| Error::NotFound("no live actor for this conversation".into()))?;
+    let actor = app.registry.live(*id).ok_or_else(|| Error::NotFound("no live actor for this conversation".into()))?;
     // The answer is the fault itself (an internal error); what matters is that it happened.
     let _ = actor.send(InjectFault).await;
     Ok(HttpResponse::Accepted().json(json!({ "fault": "injected" })))

@@ -48,9 +48,7 @@ pub async fn register(
     let display_name = match body.display_name.as_deref().map(str::trim) {
         None | Some("") => username.clone(),
         Some(name) if name.chars().count() > MAX_DISPLAY_NAME => {
-            return Err(Error::bad_request(format!(
-                "a display name is at most {MAX_DISPLAY_NAME} characters"
-            )));
+            return Err(Error::bad_request(format!("a display name is at most {MAX_DISPLAY_NAME} characters")));
         }
         Some(name) => name.to_string(),
     };
@@ -75,21 +73,14 @@ pub async fn login(
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse> {
     // A hash to check against when there is no user, so that both failures take as long.
-    static DECOY: LazyLock<String> =
-        LazyLock::new(|| password::hash("decoy password").unwrap_or_default());
+    static DECOY: LazyLock<String> = LazyLock::new(|| password::hash("decoy password").unwrap_or_default());
     let body = body.into_inner();
     let row = match password::normalize_username(&body.username) {
         Ok(username) => app.store.user_by_username(&username).await?,
         Err(_) => None,
     };
     let hash = row.as_ref().and_then(|r| r.password_hash.clone());
-    let matches = blocking(move || {
-        Ok(password::verify(
-            &body.password,
-            hash.as_deref().unwrap_or(&DECOY),
-        ))
-    })
-    .await?;
+    let matches = blocking(move || Ok(password::verify(&body.password, hash.as_deref().unwrap_or(&DECOY)))).await?;
     match row {
         Some(row) if matches && row.password_hash.is_some() => {
             Ok(HttpResponse::Ok().json(session_for(&app, &auth, &row)?))
@@ -99,21 +90,11 @@ pub async fn login(
 }
 
 fn session_for(app: &AppState, auth: &Auth, row: &UserRow) -> Result<Session> {
-    let admin = app
-        .admin_users
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case(&row.username));
-    Ok(Session {
-        token: auth.keys.issue(row.id, &row.display_name, admin)?,
-        user: row.to_user(),
-    })
+    let admin = app.admin_users.iter().any(|a| a.eq_ignore_ascii_case(&row.username));
+    Ok(Session { token: auth.keys.issue(row.id, &row.display_name, admin)?, user: row.to_user() })
 }
 
 /// Runs slow, CPU-bound work (Argon2) on the blocking pool, off the threads that serve sockets.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    web::block(work)
-        .await
-        .map_err(|err| Error::Internal(format!("blocking task: {err}")))?
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    web::block(work).await.map_err(|err| Error::Internal(format!("blocking task: {err}")))?
 }

@@ -27,10 +27,7 @@ pub enum CreateBody {
     #[serde(rename = "direct")]
     Direct { user_id: UserId },
     #[serde(rename = "group")]
-    Group {
-        title: String,
-        member_ids: Vec<UserId>,
-    },
+    Group { title: String, member_ids: Vec<UserId> },
 }
 
 #[derive(Deserialize)]
@@ -46,22 +43,13 @@ pub struct AddMemberBody {
 }
 
 /// POST /api/conversations → 201 new Conversation, or 200 the existing direct one
-pub async fn create(
-    app: web::Data<AppState>,
-    caller: AuthUser,
-    body: web::Json<CreateBody>,
-) -> Result<HttpResponse> {
+pub async fn create(app: web::Data<AppState>, caller: AuthUser, body: web::Json<CreateBody>) -> Result<HttpResponse> {
     match body.into_inner() {
         CreateBody::Direct { user_id } => {
             if user_id == caller.id {
-                return Err(Error::bad_request(
-                    "a direct conversation needs another user",
-                ));
+                return Err(Error::bad_request("a direct conversation needs another user"));
             }
-            app.store
-                .user(user_id)
-                .await?
-                .ok_or_else(|| Error::NotFound("no such user".into()))?;
+            app.store.user(user_id).await?.ok_or_else(|| Error::NotFound("no such user".into()))?;
             let (id, is_new) = app.store.create_direct(caller.id, user_id).await?;
             let conversation = fetch(&app, caller.id, id).await?;
             if is_new {
@@ -74,24 +62,17 @@ pub async fn create(
         CreateBody::Group { title, member_ids } => {
             let title = title.trim();
             if title.is_empty() || title.chars().count() > MAX_TITLE {
-                return Err(Error::bad_request(format!(
-                    "a title is 1 to {MAX_TITLE} characters"
-                )));
+                return Err(Error::bad_request(format!("a title is 1 to {MAX_TITLE} characters")));
             }
-            let others: BTreeSet<UserId> =
-                member_ids.into_iter().filter(|u| *u != caller.id).collect();
+            let others: BTreeSet<UserId> = member_ids.into_iter().filter(|u| *u != caller.id).collect();
             let max = app.limits.max_group_members;
             if others.len() + 1 > max {
-                return Err(Error::bad_request(format!(
-                    "a group has at most {max} members"
-                )));
+                return Err(Error::bad_request(format!("a group has at most {max} members")));
             }
             let others: Vec<UserId> = others.into_iter().collect();
             let found = app.store.users(&others).await?;
             if found.len() != others.len() {
-                return Err(Error::bad_request(
-                    "member_ids names users that do not exist",
-                ));
+                return Err(Error::bad_request("member_ids names users that do not exist"));
             }
             let id = app.store.create_group(caller.id, title, &others).await?;
             let conversation = fetch(&app, caller.id, id).await?;
@@ -110,37 +91,21 @@ fn announce(app: &AppState, conversation: &Conversation) {
 }
 
 async fn fetch(app: &AppState, viewer: UserId, id: ConversationId) -> Result<Conversation> {
-    app.store
-        .conversation_for(viewer, id)
-        .await?
-        .ok_or_else(Error::no_conversation)
+    app.store.conversation_for(viewer, id).await?.ok_or_else(Error::no_conversation)
 }
 
 /// GET /api/conversations?limit=&before= → {conversations, total_unread, next}
-pub async fn list(
-    app: web::Data<AppState>,
-    caller: AuthUser,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse> {
+pub async fn list(app: web::Data<AppState>, caller: AuthUser, query: web::Query<ListQuery>) -> Result<HttpResponse> {
     let max = app.limits.max_batch as i64;
     let limit = match query.limit {
         None => DEFAULT_PAGE.min(max),
         Some(n) if (1..=max).contains(&n) => n,
         Some(_) => {
-            return Err(Error::bad_request(format!(
-                "limit must be between 1 and {max}"
-            )));
+            return Err(Error::bad_request(format!("limit must be between 1 and {max}")));
         }
     };
-    let before = query
-        .before
-        .as_deref()
-        .map(ListCursor::decode)
-        .transpose()?;
-    let page = app
-        .store
-        .list_conversations(caller.id, limit, before)
-        .await?;
+    let before = query.before.as_deref().map(ListCursor::decode).transpose()?;
+    let page = app.store.list_conversations(caller.id, limit, before).await?;
     let total_unread = app.store.total_unread(caller.id).await?;
     Ok(HttpResponse::Ok().json(json!({
         "conversations": page.conversations,
@@ -150,11 +115,7 @@ pub async fn list(
 }
 
 /// GET /api/conversations/{id} → Conversation
-pub async fn get(
-    app: web::Data<AppState>,
-    caller: AuthUser,
-    id: web::Path<ConversationId>,
-) -> Result<HttpResponse> {
+pub async fn get(app: web::Data<AppState>, caller: AuthUser, id: web::Path<ConversationId>) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(fetch(&app, caller.id, *id).await?))
 }
 
@@ -169,16 +130,7 @@ pub async fn add_member(
     let user = body.user_id;
     let (by_name, user_name) = names(&app, caller.id, user).await?;
     let body = format!("{by_name} added {user_name}");
-    app.registry
-        .call(
-            id,
-            AddMember {
-                by: caller.id,
-                user,
-                body,
-            },
-        )
-        .await?;
+    app.registry.call(id, AddMember { by: caller.id, user, body }).await?;
     Ok(created(&fetch(&app, caller.id, id).await?))
 }
 
@@ -190,32 +142,15 @@ pub async fn remove_member(
 ) -> Result<HttpResponse> {
     let (id, user) = path.into_inner();
     let (by_name, user_name) = names(&app, caller.id, user).await?;
-    let body = if user == caller.id {
-        format!("{user_name} left")
-    } else {
-        format!("{by_name} removed {user_name}")
-    };
-    app.registry
-        .call(
-            id,
-            RemoveMember {
-                by: caller.id,
-                user,
-                body,
-            },
-        )
-        .await?;
+    let body = if user == caller.id { format!("{user_name} left") } else { format!("{by_name} removed {user_name}") };
+    app.registry.call(id, RemoveMember { by: caller.id, user, body }).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Display names for a system message about `by` acting on `user`.
 async fn names(app: &AppState, by: UserId, user: UserId) -> Result<(String, String)> {
     let rows = app.store.users(&[by, user]).await?;
-    let name = |id: UserId| {
-        rows.iter()
-            .find(|r| r.id == id)
-            .map(|r| r.display_name.clone())
-    };
+    let name = |id: UserId| rows.iter().find(|r| r.id == id).map(|r| r.display_name.clone());
     let user_name = name(user).ok_or_else(|| Error::NotFound("no such user".into()))?;
     Ok((name(by).unwrap_or_default(), user_name))
 }

@@ -42,10 +42,7 @@ pub async fn history(
     if !app.store.is_member(*id, caller.id).await? {
         return Err(Error::no_conversation());
     }
-    let page = app
-        .store
-        .history(*id, query.before_seq, query.after_seq, limit)
-        .await?;
+    let page = app.store.history(*id, query.before_seq, query.after_seq, limit).await?;
     Ok(HttpResponse::Ok().json(json!({ "messages": page.messages, "has_more": page.has_more })))
 }
 
@@ -58,17 +55,7 @@ pub async fn send(
 ) -> Result<HttpResponse> {
     let SendBody { body, client_id } = body.into_inner();
     app.check_message(caller.id, &body, client_id.as_deref())?;
-    let message = app
-        .registry
-        .call(
-            *id,
-            SendMessage {
-                sender: caller.id,
-                body,
-                client_id,
-            },
-        )
-        .await?;
+    let message = app.registry.call(*id, SendMessage { sender: caller.id, body, client_id }).await?;
     Ok(created(&message))
 }
 
@@ -80,17 +67,7 @@ pub async fn read(
     body: web::Bytes,
 ) -> Result<HttpResponse> {
     let SeqBody { seq } = optional_json(&body)?;
-    let state = app
-        .registry
-        .call(
-            *id,
-            MarkRead {
-                user: caller.id,
-                seq,
-                unread: false,
-            },
-        )
-        .await?;
+    let state = app.registry.call(*id, MarkRead { user: caller.id, seq, unread: false }).await?;
     Ok(HttpResponse::Ok().json(state))
 }
 
@@ -101,17 +78,7 @@ pub async fn unread(
     id: web::Path<ConversationId>,
     body: web::Json<SeqBody>,
 ) -> Result<HttpResponse> {
-    let state = app
-        .registry
-        .call(
-            *id,
-            MarkRead {
-                user: caller.id,
-                seq: body.seq,
-                unread: true,
-            },
-        )
-        .await?;
+    let state = app.registry.call(*id, MarkRead { user: caller.id, seq: body.seq, unread: true }).await?;
     Ok(HttpResponse::Ok().json(state))
 }
 

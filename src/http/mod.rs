@@ -31,81 +31,42 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/conversations", web::post().to(conversations::create))
                 .route("/conversations", web::get().to(conversations::list))
                 .route("/conversations/{id}", web::get().to(conversations::get))
-                .route(
-                    "/conversations/{id}/members",
-                    web::post().to(conversations::add_member),
-                )
-                .route(
-                    "/conversations/{id}/members/{user_id}",
-                    web::delete().to(conversations::remove_member),
-                )
-                .route(
-                    "/conversations/{id}/messages",
-                    web::get().to(messages::history),
-                )
-                .route(
-                    "/conversations/{id}/messages",
-                    web::post().to(messages::send),
-                )
+                .route("/conversations/{id}/members", web::post().to(conversations::add_member))
+                .route("/conversations/{id}/members/{user_id}", web::delete().to(conversations::remove_member))
+                .route("/conversations/{id}/messages", web::get().to(messages::history))
+                .route("/conversations/{id}/messages", web::post().to(messages::send))
                 .route("/conversations/{id}/read", web::post().to(messages::read))
-                .route(
-                    "/conversations/{id}/unread",
-                    web::post().to(messages::unread),
-                )
+                .route("/conversations/{id}/unread", web::post().to(messages::unread))
                 .route("/admin/actors", web::get().to(admin::actors))
-                .route(
-                    "/admin/actors/conversations/{id}",
-                    web::get().to(admin::conversation),
-                )
-                .route(
-                    "/admin/actors/conversations/{id}/fault",
-                    web::post().to(admin::fault),
-                ),
+                .route("/admin/actors/conversations/{id}", web::get().to(admin::conversation))
+                .route("/admin/actors/conversations/{id}/fault", web::post().to(admin::fault)),
         )
         .default_service(web::to(not_found));
 }
 
 /// Body, query and path errors as the protocol's `bad_request` / `payload_too_large`.
-pub fn extractor_configs(
-    limits: &Limits,
-) -> (
-    web::JsonConfig,
-    web::QueryConfig,
-    web::PathConfig,
-    web::PayloadConfig,
-) {
+pub fn extractor_configs(limits: &Limits) -> (web::JsonConfig, web::QueryConfig, web::PathConfig, web::PayloadConfig) {
     let max = limits.max_request_bytes;
-    let json = web::JsonConfig::default()
-        .limit(max)
-        .error_handler(move |err, _| {
-            match err {
-                JsonPayloadError::Overflow { .. }
-                | JsonPayloadError::OverflowKnownLength { .. } => {
-                    Error::PayloadTooLarge(format!("request body larger than {max} bytes"))
-                }
-                JsonPayloadError::ContentType => {
-                    Error::bad_request("send a JSON body with Content-Type: application/json")
-                }
-                err => Error::bad_request(format!("bad JSON body: {err}")),
+    let json = web::JsonConfig::default().limit(max).error_handler(move |err, _| {
+        match err {
+            JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                Error::PayloadTooLarge(format!("request body larger than {max} bytes"))
             }
-            .into()
-        });
-    let query = web::QueryConfig::default().error_handler(|err: QueryPayloadError, _| {
-        Error::bad_request(format!("bad query: {err}")).into()
+            JsonPayloadError::ContentType => Error::bad_request("send a JSON body with Content-Type: application/json"),
+            err => Error::bad_request(format!("bad JSON body: {err}")),
+        }
+        .into()
     });
-    let path = web::PathConfig::default().error_handler(|err: PathError, _| {
-        Error::NotFound(format!("no such resource: {err}")).into()
-    });
+    let query = web::QueryConfig::default()
+        .error_handler(|err: QueryPayloadError, _| Error::bad_request(format!("bad query: {err}")).into());
+    let path = web::PathConfig::default()
+        .error_handler(|err: PathError, _| Error::NotFound(format!("no such resource: {err}")).into());
     let payload = web::PayloadConfig::default().limit(max);
     (json, query, path, payload)
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, Error> {
-    Err(Error::NotFound(format!(
-        "no route for {} {}",
-        req.method(),
-        req.path()
-    )))
+    Err(Error::NotFound(format!("no route for {} {}", req.method(), req.path())))
 }
 
 /// `201 Created` with a JSON body.

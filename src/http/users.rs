@@ -21,11 +21,7 @@ pub struct SearchQuery {
 
 /// GET /api/me → the caller's User
 pub async fn me(app: web::Data<AppState>, caller: AuthUser) -> Result<HttpResponse> {
-    let row = app
-        .store
-        .user(caller.id)
-        .await?
-        .ok_or_else(|| Error::NotFound("no such user".into()))?;
+    let row = app.store.user(caller.id).await?.ok_or_else(|| Error::NotFound("no such user".into()))?;
     Ok(HttpResponse::Ok().json(row.to_user()))
 }
 
@@ -40,9 +36,7 @@ pub async fn search(
         None => DEFAULT_USERS.min(max),
         Some(n) if (1..=max).contains(&n) => n,
         Some(_) => {
-            return Err(Error::bad_request(format!(
-                "limit must be between 1 and {max}"
-            )));
+            return Err(Error::bad_request(format!("limit must be between 1 and {max}")));
         }
     };
     let rows = app.store.search_users(query.q.trim(), limit).await?;
@@ -51,15 +45,7 @@ pub async fn search(
 }
 
 /// GET /api/users/{id} → User with online and last_seen_at
-pub async fn get(
-    app: web::Data<AppState>,
-    _caller: AuthUser,
-    id: web::Path<UserId>,
-) -> Result<HttpResponse> {
-    let row = app
-        .store
-        .user(*id)
-        .await?
-        .ok_or_else(|| Error::NotFound("no such user".into()))?;
+pub async fn get(app: web::Data<AppState>, _caller: AuthUser, id: web::Path<UserId>) -> Result<HttpResponse> {
+    let row = app.store.user(*id).await?.ok_or_else(|| Error::NotFound("no such user".into()))?;
     Ok(HttpResponse::Ok().json(app.user_with_presence(&row).await?))
 }

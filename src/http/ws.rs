@@ -28,19 +28,12 @@ pub async fn upgrade(
 ) -> Result<HttpResponse> {
     let token = bearer_token(&req)
         .or(query.token.as_deref())
-        .ok_or_else(|| {
-            Error::Unauthorized("missing token: send Authorization: Bearer or ?token=".into())
-        })?;
+        .ok_or_else(|| Error::Unauthorized("missing token: send Authorization: Bearer or ?token=".into()))?;
     let caller = auth.authenticate(token).await?;
-    let user = app
-        .store
-        .user(caller.id)
-        .await?
-        .ok_or_else(|| Error::Unauthorized("unknown user".into()))?
-        .to_user();
+    let user = app.store.user(caller.id).await?.ok_or_else(|| Error::Unauthorized("unknown user".into()))?.to_user();
 
-    let (response, ws, stream) = actix_ws::handle(&req, body)
-        .map_err(|err| Error::bad_request(format!("not a WebSocket upgrade: {err}")))?;
+    let (response, ws, stream) =
+        actix_ws::handle(&req, body).map_err(|err| Error::bad_request(format!("not a WebSocket upgrade: {err}")))?;
     let limits = &app.limits;
     let out = outbox::start(
         SessionId::new(),

@@ -81,10 +81,7 @@ impl Store {
                         .await?;
                     if inserted == 1 {
                         for member in &members {
-                            diesel::insert_into(members::table)
-                                .values(member)
-                                .execute(conn)
-                                .await?;
+                            diesel::insert_into(members::table).values(member).execute(conn).await?;
                         }
                     }
                     Ok(inserted == 1)
@@ -100,12 +97,7 @@ impl Store {
     }
 
     /// Creates a group owned by `owner` with the given other members.
-    pub async fn create_group(
-        &self,
-        owner: UserId,
-        title: &str,
-        others: &[UserId],
-    ) -> Result<ConversationId> {
+    pub async fn create_group(&self, owner: UserId, title: &str, others: &[UserId]) -> Result<ConversationId> {
         let now = Timestamp::now();
         let row = ConversationRow {
             id: ConversationId::new(),
@@ -123,30 +115,19 @@ impl Store {
             last_read_seq: 0,
             joined_at: now,
         }];
-        rows.extend(
-            others
-                .iter()
-                .filter(|&&u| u != owner)
-                .map(|&user_id| MemberRow {
-                    conversation_id: row.id,
-                    user_id,
-                    role: Role::Member,
-                    last_read_seq: 0,
-                    joined_at: now,
-                }),
-        );
+        rows.extend(others.iter().filter(|&&u| u != owner).map(|&user_id| MemberRow {
+            conversation_id: row.id,
+            user_id,
+            role: Role::Member,
+            last_read_seq: 0,
+            joined_at: now,
+        }));
         with_conn!(self, |conn| {
             conn.transaction::<_, Error, _>(async |conn| {
-                diesel::insert_into(conversations::table)
-                    .values(&row)
-                    .execute(conn)
-                    .await?;
+                diesel::insert_into(conversations::table).values(&row).execute(conn).await?;
                 // One statement per row: diesel-async cannot batch-insert on SQLite.
                 for member in &rows {
-                    diesel::insert_into(members::table)
-                        .values(member)
-                        .execute(conn)
-                        .await?;
+                    diesel::insert_into(members::table).values(member).execute(conn).await?;
                 }
                 Ok(())
             })
@@ -157,12 +138,7 @@ impl Store {
 
     pub async fn conversation_row(&self, id: ConversationId) -> Result<Option<ConversationRow>> {
         with_conn!(self, |conn| {
-            Ok(conversations::table
-                .find(id)
-                .select(ConversationRow::as_select())
-                .first(conn)
-                .await
-                .optional()?)
+            Ok(conversations::table.find(id).select(ConversationRow::as_select()).first(conn).await.optional()?)
         })
     }
 
@@ -180,36 +156,22 @@ impl Store {
 
     pub async fn is_member(&self, id: ConversationId, user: UserId) -> Result<bool> {
         with_conn!(self, |conn| {
-            let found: Option<UserId> = members::table
-                .find((id, user))
-                .select(members::user_id)
-                .first(conn)
-                .await
-                .optional()?;
+            let found: Option<UserId> =
+                members::table.find((id, user)).select(members::user_id).first(conn).await.optional()?;
             Ok(found.is_some())
         })
     }
 
     /// The conversation as `viewer` sees it, or `None` when it does not exist or `viewer` is not
     /// a member (the two are the same answer to a client).
-    pub async fn conversation_for(
-        &self,
-        viewer: UserId,
-        id: ConversationId,
-    ) -> Result<Option<Conversation>> {
+    pub async fn conversation_for(&self, viewer: UserId, id: ConversationId) -> Result<Option<Conversation>> {
         let mut found = self.conversations_for(viewer, &[id]).await?;
-        Ok(found
-            .pop()
-            .filter(|c| c.members.iter().any(|m| m.user_id == viewer)))
+        Ok(found.pop().filter(|c| c.members.iter().any(|m| m.user_id == viewer)))
     }
 
     /// Several conversations as `viewer` sees them (unread counts are the viewer's), in the
     /// order of `ids`; ids that do not exist are left out. Three queries whatever the count.
-    pub async fn conversations_for(
-        &self,
-        viewer: UserId,
-        ids: &[ConversationId],
-    ) -> Result<Vec<Conversation>> {
+    pub async fn conversations_for(&self, viewer: UserId, ids: &[ConversationId]) -> Result<Vec<Conversation>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -225,42 +187,24 @@ impl Store {
                 .order((members::joined_at.asc(), members::user_id.asc()))
                 .select((
                     members::conversation_id,
-                    (
-                        members::user_id,
-                        users::username,
-                        users::display_name,
-                        members::role,
-                        members::last_read_seq,
-                    ),
+                    (members::user_id, users::username, users::display_name, members::role, members::last_read_seq),
                 ))
                 .load::<(ConversationId, (UserId, String, String, Role, i64))>(conn)
                 .await?
                 .into_iter()
-                .map(
-                    |(conversation, (user_id, username, display_name, role, last_read_seq))| {
-                        (
-                            conversation,
-                            Member {
-                                user_id,
-                                username,
-                                display_name,
-                                role,
-                                last_read_seq,
-                            },
-                        )
-                    },
-                )
+                .map(|(conversation, (user_id, username, display_name, role, last_read_seq))| {
+                    (conversation, Member { user_id, username, display_name, role, last_read_seq })
+                })
                 .collect();
-            let last_messages: Vec<Message> = messages::table
-                .inner_join(
-                    conversations::table.on(messages::conversation_id
-                        .eq(conversations::id)
-                        .and(messages::seq.eq(conversations::last_seq))),
-                )
-                .filter(conversations::id.eq_any(ids))
-                .select(Message::as_select())
-                .load(conn)
-                .await?;
+            let last_messages: Vec<Message> =
+                messages::table
+                    .inner_join(conversations::table.on(
+                        messages::conversation_id.eq(conversations::id).and(messages::seq.eq(conversations::last_seq)),
+                    ))
+                    .filter(conversations::id.eq_any(ids))
+                    .select(Message::as_select())
+                    .load(conn)
+                    .await?;
             Ok::<_, Error>((rows, member_rows, last_messages))
         })?;
 
@@ -268,12 +212,9 @@ impl Store {
         for (conversation, member) in member_rows {
             members_of.entry(conversation).or_default().push(member);
         }
-        let mut last_of: HashMap<ConversationId, Message> = last_messages
-            .into_iter()
-            .map(|m| (m.conversation_id, m))
-            .collect();
-        let mut by_id: HashMap<ConversationId, ConversationRow> =
-            rows.into_iter().map(|r| (r.id, r)).collect();
+        let mut last_of: HashMap<ConversationId, Message> =
+            last_messages.into_iter().map(|m| (m.conversation_id, m)).collect();
+        let mut by_id: HashMap<ConversationId, ConversationRow> = rows.into_iter().map(|r| (r.id, r)).collect();
         Ok(ids
             .iter()
             .filter_map(|id| by_id.remove(id))
@@ -304,37 +245,22 @@ impl Store {
                 query = query.filter(
                     conversations::updated_at
                         .lt(cursor.updated_at)
-                        .or(conversations::updated_at
-                            .eq(cursor.updated_at)
-                            .and(conversations::id.lt(cursor.id))),
+                        .or(conversations::updated_at.eq(cursor.updated_at).and(conversations::id.lt(cursor.id))),
                 );
             }
             Ok::<_, Error>(query.load(conn).await?)
         })?;
         let has_more = keys.len() as i64 > limit;
         keys.truncate(limit as usize);
-        let next = if has_more {
-            keys.last()
-                .map(|&(id, updated_at)| ListCursor { updated_at, id })
-        } else {
-            None
-        };
+        let next = if has_more { keys.last().map(|&(id, updated_at)| ListCursor { updated_at, id }) } else { None };
         let ids: Vec<ConversationId> = keys.into_iter().map(|(id, _)| id).collect();
         let conversations = self.conversations_for(viewer, &ids).await?;
-        Ok(ConversationPage {
-            conversations,
-            next,
-        })
+        Ok(ConversationPage { conversations, next })
     }
 
     /// The number of unread messages over all of `user`'s conversations.
     pub async fn total_unread(&self, user: UserId) -> Result<i64> {
-        Ok(self
-            .unread_totals(&[user])
-            .await?
-            .get(&user)
-            .copied()
-            .unwrap_or(0))
+        Ok(self.unread_totals(&[user]).await?.get(&user).copied().unwrap_or(0))
     }
 
     /// Total unread counts for several users at once (one query, whatever the count). Users
@@ -351,10 +277,7 @@ impl Store {
                     .inner_join(conversations::table)
                     .filter(members::user_id.eq_any(users))
                     .filter(conversations::last_seq.gt(members::last_read_seq))
-                    .select((
-                        members::user_id,
-                        conversations::last_seq - members::last_read_seq,
-                    ))
+                    .select((members::user_id, conversations::last_seq - members::last_read_seq))
                     .load(conn)
                     .await?,
             )
@@ -369,25 +292,14 @@ impl Store {
     /// Sets a member's read marker (forwards or backwards: the caller decides which is allowed).
     pub async fn set_read_marker(&self, id: ConversationId, user: UserId, seq: i64) -> Result<()> {
         with_conn!(self, |conn| {
-            diesel::update(members::table.find((id, user)))
-                .set(members::last_read_seq.eq(seq))
-                .execute(conn)
-                .await?;
+            diesel::update(members::table.find((id, user))).set(members::last_read_seq.eq(seq)).execute(conn).await?;
             Ok(())
         })
     }
 }
 
-fn assemble(
-    row: ConversationRow,
-    members: Vec<Member>,
-    last_message: Option<Message>,
-    viewer: UserId,
-) -> Conversation {
-    let read = members
-        .iter()
-        .find(|m| m.user_id == viewer)
-        .map_or(row.last_seq, |m| m.last_read_seq);
+fn assemble(row: ConversationRow, members: Vec<Member>, last_message: Option<Message>, viewer: UserId) -> Conversation {
+    let read = members.iter().find(|m| m.user_id == viewer).map_or(row.last_seq, |m| m.last_read_seq);
     Conversation {
         id: row.id,
         kind: row.kind,
@@ -414,10 +326,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let cursor = ListCursor {
-            updated_at: Timestamp::now(),
-            id: ConversationId::new(),
-        };
+        let cursor = ListCursor { updated_at: Timestamp::now(), id: ConversationId::new() };
         assert_eq!(ListCursor::decode(&cursor.encode()).unwrap(), cursor);
         assert!(ListCursor::decode("nonsense").is_err());
     }

@@ -59,10 +59,7 @@ impl Store {
             conn.transaction::<_, diesel::result::Error, _>(async |conn| {
                 // The write comes first, so that SQLite takes its write lock before any read.
                 let seq: i64 = diesel::update(conversations::table.find(new.conversation_id))
-                    .set((
-                        conversations::last_seq.eq(conversations::last_seq + 1),
-                        conversations::updated_at.eq(now),
-                    ))
+                    .set((conversations::last_seq.eq(conversations::last_seq + 1), conversations::updated_at.eq(now)))
                     .returning(conversations::last_seq)
                     .get_result(conn)
                     .await?;
@@ -76,17 +73,13 @@ impl Store {
                             last_read_seq: seq - 1,
                             joined_at: now,
                         };
-                        diesel::insert_into(members::table)
-                            .values(&row)
-                            .execute(conn)
-                            .await?;
+                        diesel::insert_into(members::table).values(&row).execute(conn).await?;
                     }
                     Some(MembershipChange::Remove(user_id)) => {
-                        let role: Role =
-                            diesel::delete(members::table.find((new.conversation_id, user_id)))
-                                .returning(members::role)
-                                .get_result(conn)
-                                .await?;
+                        let role: Role = diesel::delete(members::table.find((new.conversation_id, user_id)))
+                            .returning(members::role)
+                            .get_result(conn)
+                            .await?;
                         if role == Role::Owner {
                             // A group keeps an owner: its longest-standing member.
                             let heir: Option<UserId> = members::table
@@ -117,10 +110,7 @@ impl Store {
                     client_id: new.client_id.as_deref(),
                     created_at: now,
                 };
-                diesel::insert_into(messages::table)
-                    .values(&row)
-                    .execute(conn)
-                    .await?;
+                diesel::insert_into(messages::table).values(&row).execute(conn).await?;
                 // One's own messages are never unread (PROTOCOL.md §2).
                 diesel::update(members::table.find((new.conversation_id, new.sender)))
                     .set(members::last_read_seq.eq(seq))
@@ -158,11 +148,7 @@ impl Store {
         }
     }
 
-    async fn message_by_client_id(
-        &self,
-        sender: UserId,
-        client_id: &str,
-    ) -> Result<Option<Message>> {
+    async fn message_by_client_id(&self, sender: UserId, client_id: &str) -> Result<Option<Message>> {
         with_conn!(self, |conn| {
             Ok(messages::table
                 .filter(messages::sender_id.eq(sender))
@@ -193,9 +179,7 @@ impl Store {
                 query = query.filter(messages::seq.lt(before));
             }
             query = match after_seq {
-                Some(after) => query
-                    .filter(messages::seq.gt(after))
-                    .order(messages::seq.asc()),
+                Some(after) => query.filter(messages::seq.gt(after)).order(messages::seq.asc()),
                 None => query.order(messages::seq.desc()),
             };
             Ok::<_, Error>(query.load(conn).await?)
@@ -205,21 +189,13 @@ impl Store {
         if after_seq.is_none() {
             page.reverse();
         }
-        Ok(HistoryPage {
-            messages: page,
-            has_more,
-        })
+        Ok(HistoryPage { messages: page, has_more })
     }
 }
 
 fn duplicate_of(new: &NewMessage, existing: Message) -> Result<Appended> {
     if existing.conversation_id != new.conversation_id {
-        return Err(Error::Conflict(
-            "client_id was already used for a message in another conversation".into(),
-        ));
+        return Err(Error::Conflict("client_id was already used for a message in another conversation".into()));
     }
-    Ok(Appended {
-        message: existing,
-        duplicate: true,
-    })
+    Ok(Appended { message: existing, duplicate: true })
 }

@@ -26,9 +26,7 @@ pub async fn run(url: &DatabaseUrl) -> Result<()> {
             let _ = done.send(apply(&url));
         })
         .map_err(|err| Error::Internal(format!("cannot start the migration thread: {err}")))?;
-    let applied = result
-        .await
-        .map_err(|_| Error::Internal("the migration thread died".into()))??;
+    let applied = result.await.map_err(|_| Error::Internal("the migration thread died".into()))??;
     for version in applied {
         log::info!("applied migration {version}");
     }
@@ -36,31 +34,20 @@ pub async fn run(url: &DatabaseUrl) -> Result<()> {
 }
 
 fn apply(url: &DatabaseUrl) -> Result<Vec<String>> {
-    let failed = |err: Box<dyn std::error::Error + Send + Sync>| {
-        Error::Unavailable(format!("migrations failed: {err}"))
-    };
-    let cannot_connect = |err: diesel::ConnectionError| {
-        Error::Unavailable(format!("cannot connect to the database: {err}"))
-    };
+    let failed =
+        |err: Box<dyn std::error::Error + Send + Sync>| Error::Unavailable(format!("migrations failed: {err}"));
+    let cannot_connect =
+        |err: diesel::ConnectionError| Error::Unavailable(format!("cannot connect to the database: {err}"));
     let applied = match url {
         DatabaseUrl::Postgres(url) => {
             // Outside any runtime, so the wrapper builds a small runtime of its own.
             let mut conn =
-                <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(url)
-                    .map_err(cannot_connect)?;
-            conn.run_pending_migrations(POSTGRES)
-                .map_err(failed)?
-                .iter()
-                .map(ToString::to_string)
-                .collect()
+                <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(url).map_err(cannot_connect)?;
+            conn.run_pending_migrations(POSTGRES).map_err(failed)?.iter().map(ToString::to_string).collect()
         }
         DatabaseUrl::Sqlite(path) => {
             let mut conn = SqliteConnection::establish(path).map_err(cannot_connect)?;
-            conn.run_pending_migrations(SQLITE)
-                .map_err(failed)?
-                .iter()
-                .map(ToString::to_string)
-                .collect()
+            conn.run_pending_migrations(SQLITE).map_err(failed)?.iter().map(ToString::to_string).collect()
         }
     };
     Ok(applied)

@@ -18,9 +18,7 @@ use std::time::Duration;
 use diesel::ConnectionError;
 use diesel::sqlite::SqliteConnection;
 use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::{
-    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
-};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
@@ -59,9 +57,7 @@ impl DatabaseUrl {
             Ok(DatabaseUrl::Postgres(url.to_string()))
         } else if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() || path == ":memory:" {
-                return Err(Error::bad_request(
-                    "a SQLite database needs a file path, as in sqlite://parley.db",
-                ));
+                return Err(Error::bad_request("a SQLite database needs a file path, as in sqlite://parley.db"));
             }
             Ok(DatabaseUrl::Sqlite(path.to_string()))
         } else {
@@ -147,11 +143,7 @@ impl Store {
     }
 }
 
-fn build_pool<C>(
-    manager: AsyncDieselConnectionManager<C>,
-    size: usize,
-    timeout: Duration,
-) -> Result<Pool<C>>
+fn build_pool<C>(manager: AsyncDieselConnectionManager<C>, size: usize, timeout: Duration) -> Result<Pool<C>>
 where
     C: diesel_async::pooled_connection::PoolableConnection + Send + 'static,
     AsyncDieselConnectionManager<C>: deadpool::managed::Manager,
@@ -169,9 +161,7 @@ where
 /// Every SQLite connection: WAL so readers never wait for the writer, a busy timeout so writers
 /// queue instead of failing, foreign keys on (SQLite's default is off), and full fsync on commit
 /// so that an acknowledged message survives a power cut (STACK.md, trap 7).
-async fn open_sqlite(
-    path: String,
-) -> diesel::ConnectionResult<SyncConnectionWrapper<SqliteConnection>> {
+async fn open_sqlite(path: String) -> diesel::ConnectionResult<SyncConnectionWrapper<SqliteConnection>> {
     let mut conn = SyncConnectionWrapper::<SqliteConnection>::establish(&path).await?;
     conn.batch_execute(
         "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
@@ -184,10 +174,7 @@ async fn open_sqlite(
 
 /// Is this database error a violation of a unique index? (A lost race with a concurrent insert.)
 fn is_unique_violation(err: &diesel::result::Error) -> bool {
-    matches!(
-        err,
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
-    )
+    matches!(err, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
 }
 
 #[cfg(test)]
@@ -196,18 +183,9 @@ mod tests {
 
     #[test]
     fn urls_select_the_backend() {
-        assert_eq!(
-            DatabaseUrl::parse("sqlite://parley.db").unwrap(),
-            DatabaseUrl::Sqlite("parley.db".into())
-        );
-        assert_eq!(
-            DatabaseUrl::parse("sqlite:///var/lib/p.db").unwrap(),
-            DatabaseUrl::Sqlite("/var/lib/p.db".into())
-        );
-        assert!(matches!(
-            DatabaseUrl::parse("postgres://u@h/db").unwrap(),
-            DatabaseUrl::Postgres(_)
-        ));
+        assert_eq!(DatabaseUrl::parse("sqlite://parley.db").unwrap(), DatabaseUrl::Sqlite("parley.db".into()));
+        assert_eq!(DatabaseUrl::parse("sqlite:///var/lib/p.db").unwrap(), DatabaseUrl::Sqlite("/var/lib/p.db".into()));
+        assert!(matches!(DatabaseUrl::parse("postgres://u@h/db").unwrap(), DatabaseUrl::Postgres(_)));
         assert!(DatabaseUrl::parse("mysql://u@h/db").is_err());
         assert!(DatabaseUrl::parse("sqlite://").is_err());
     }

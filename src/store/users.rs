@@ -18,15 +18,9 @@ impl Store {
     /// Inserts a new user; `Conflict` when the username is taken.
     pub async fn create_user(&self, user: &UserRow) -> Result<()> {
         with_conn!(self, |conn| {
-            match diesel::insert_into(users::table)
-                .values(user)
-                .execute(conn)
-                .await
-            {
+            match diesel::insert_into(users::table).values(user).execute(conn).await {
                 Ok(_) => Ok(()),
-                Err(err) if is_unique_violation(&err) => {
-                    Err(Error::Conflict("username is taken".into()))
-                }
+                Err(err) if is_unique_violation(&err) => Err(Error::Conflict("username is taken".into())),
                 Err(err) => Err(err.into()),
             }
         })
@@ -34,12 +28,7 @@ impl Store {
 
     pub async fn user(&self, id: UserId) -> Result<Option<UserRow>> {
         with_conn!(self, |conn| {
-            Ok(users::table
-                .find(id)
-                .select(UserRow::as_select())
-                .first(conn)
-                .await
-                .optional()?)
+            Ok(users::table.find(id).select(UserRow::as_select()).first(conn).await.optional()?)
         })
     }
 
@@ -57,11 +46,7 @@ impl Store {
     /// The users among `ids` that exist, in no particular order.
     pub async fn users(&self, ids: &[UserId]) -> Result<Vec<UserRow>> {
         with_conn!(self, |conn| {
-            Ok(users::table
-                .filter(users::id.eq_any(ids))
-                .select(UserRow::as_select())
-                .load(conn)
-                .await?)
+            Ok(users::table.filter(users::id.eq_any(ids)).select(UserRow::as_select()).load(conn).await?)
         })
     }
 
@@ -82,16 +67,8 @@ impl Store {
         };
         with_conn!(self, |conn| {
             // Two first requests at once: the second insert does nothing and both read the row.
-            diesel::insert_into(users::table)
-                .values(&row)
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?;
-            Ok(users::table
-                .find(id)
-                .select(UserRow::as_select())
-                .first(conn)
-                .await?)
+            diesel::insert_into(users::table).values(&row).on_conflict_do_nothing().execute(conn).await?;
+            Ok(users::table.find(id).select(UserRow::as_select()).first(conn).await?)
         })
     }
 
@@ -101,11 +78,10 @@ impl Store {
         with_conn!(self, |conn| {
             Ok(users::table
                 .filter(
-                    lower(users::username).like(&pattern).escape('\\').or(lower(
-                        users::display_name,
-                    )
-                    .like(&pattern)
-                    .escape('\\')),
+                    lower(users::username)
+                        .like(&pattern)
+                        .escape('\\')
+                        .or(lower(users::display_name).like(&pattern).escape('\\')),
                 )
                 .order(users::username.asc())
                 .limit(limit)
@@ -117,10 +93,7 @@ impl Store {
 
     pub async fn set_last_seen(&self, id: UserId, at: Timestamp) -> Result<()> {
         with_conn!(self, |conn| {
-            diesel::update(users::table.find(id))
-                .set(users::last_seen_at.eq(at))
-                .execute(conn)
-                .await?;
+            diesel::update(users::table.find(id)).set(users::last_seen_at.eq(at)).execute(conn).await?;
             Ok(())
         })
     }
@@ -130,11 +103,7 @@ impl Store {
         let (mine, theirs) = diesel::alias!(members as mine, members as theirs);
         with_conn!(self, |conn| {
             Ok(theirs
-                .inner_join(
-                    mine.on(mine
-                        .field(members::conversation_id)
-                        .eq(theirs.field(members::conversation_id))),
-                )
+                .inner_join(mine.on(mine.field(members::conversation_id).eq(theirs.field(members::conversation_id))))
                 .filter(mine.field(members::user_id).eq(user))
                 .filter(theirs.field(members::user_id).ne(user))
                 .select(theirs.field(members::user_id))
