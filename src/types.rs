@@ -101,13 +101,14 @@ id_type!(
 );
 
 impl ConversationId {
-    pub fn new() -> Self {
+    pub fn random() -> Self {
         ConversationId(Uuid::new_v4())
     }
 }
 
 impl MessageId {
-    pub fn new() -> Self {
+    /// A fresh time-ordered id.
+    pub fn now() -> Self {
         MessageId(Uuid::now_v7())
     }
 }
@@ -118,7 +119,7 @@ impl MessageId {
 pub struct SessionId(pub Uuid);
 
 impl SessionId {
-    pub fn new() -> Self {
+    pub fn random() -> Self {
         SessionId(Uuid::new_v4())
     }
 }

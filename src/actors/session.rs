@@ -78,7 +78,7 @@ impl WsSession {
 
     /// Sends `msg` to the actor of `id`. The message is queued now, so that a session's sends
     /// keep their order; if that actor had stopped, once more to a fresh one.
-    fn to_conversation<M, R>(&mut self, id: ConversationId, msg: M) -> impl Future<Output = Result<R>> + use<M, R>
+    fn call_conversation<M, R>(&mut self, id: ConversationId, msg: M) -> impl Future<Output = Result<R>> + use<M, R>
     where
         M: actix::Message<Result = Result<R>> + Clone + Send + 'static,
         R: Send + 'static,
@@ -111,7 +111,7 @@ impl WsSession {
             ClientCommand::MessageSend(data) => {
                 let checked = app.check_message(user, &data.body, data.client_id.as_deref());
                 let send = checked.map(|()| {
-                    self.to_conversation(
+                    self.call_conversation(
                         data.conversation_id,
                         SendMessage { sender: user, body: data.body, client_id: data.client_id },
                     )
@@ -140,15 +140,16 @@ impl WsSession {
                 );
             }
             ClientCommand::TypingStart(data) => {
-                let start = self.to_conversation(data.conversation_id, Typing { user, typing: true });
+                let start = self.call_conversation(data.conversation_id, Typing { user, typing: true });
                 self.respond(reference, async move { start.await.map(|()| Empty {}) }, ctx);
             }
             ClientCommand::TypingStop(data) => {
-                let stop = self.to_conversation(data.conversation_id, Typing { user, typing: false });
+                let stop = self.call_conversation(data.conversation_id, Typing { user, typing: false });
                 self.respond(reference, async move { stop.await.map(|()| Empty {}) }, ctx);
             }
             ClientCommand::ReadMark(data) => {
-                let mark = self.to_conversation(data.conversation_id, MarkRead { user, seq: data.seq, unread: false });
+                let mark =
+                    self.call_conversation(data.conversation_id, MarkRead { user, seq: data.seq, unread: false });
                 self.respond(reference, mark, ctx);
             }
             ClientCommand::Sync(data) => self.respond(reference, sync(app, user, data), ctx),
@@ -282,6 +283,9 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
             Err(ProtocolError::Overflow) => {
                 let max = self.app.limits.max_frame_bytes;
                 self.close(close::TOO_BIG, &format!("frame larger than {max} bytes"), ctx);
+            }
+            Err(ProtocolError::Io(err)) if err.kind() == std::io::ErrorKind::InvalidData => {
+                self.close(close::INVALID_DATA, "text frames must be UTF-8", ctx);
             }
             Err(err) => {
                 log::debug!("session {}: protocol error: {err}", self.id);

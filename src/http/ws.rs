@@ -36,7 +36,7 @@ pub async fn upgrade(
         actix_ws::handle(&req, body).map_err(|err| Error::bad_request(format!("not a WebSocket upgrade: {err}")))?;
     let limits = &app.limits;
     let out = outbox::start(
-        SessionId::new(),
+        SessionId::random(),
         user.id,
         ws,
         req.conn_data::<SocketGuard>().copied(),

@@ -56,7 +56,7 @@ impl Store {
         let key = direct_key(a, b);
         let now = Timestamp::now();
         let row = ConversationRow {
-            id: ConversationId::new(),
+            id: ConversationId::random(),
             kind: ConversationKind::Direct,
             title: None,
             direct_key: Some(key.clone()),
@@ -100,7 +100,7 @@ impl Store {
     pub async fn create_group(&self, owner: UserId, title: &str, others: &[UserId]) -> Result<ConversationId> {
         let now = Timestamp::now();
         let row = ConversationRow {
-            id: ConversationId::new(),
+            id: ConversationId::random(),
             kind: ConversationKind::Group,
             title: Some(title.to_string()),
             direct_key: None,
@@ -326,7 +326,7 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let cursor = ListCursor { updated_at: Timestamp::now(), id: ConversationId::new() };
+        let cursor = ListCursor { updated_at: Timestamp::now(), id: ConversationId::random() };
         assert_eq!(ListCursor::decode(&cursor.encode()).unwrap(), cursor);
         assert!(ListCursor::decode("nonsense").is_err());
     }

@@ -54,7 +54,7 @@ impl Store {
             return duplicate_of(new, existing);
         }
         let now = Timestamp::now();
-        let id = MessageId::new();
+        let id = MessageId::now();
         let result = with_conn!(self, |conn| {
             conn.transaction::<_, diesel::result::Error, _>(async |conn| {
                 // The write comes first, so that SQLite takes its write lock before any read.
