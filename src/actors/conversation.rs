@@ -60,6 +60,8 @@ enum State {
     Loading,
     /// The conversation does not exist: every request gets `not_found`.
     Missing,
+    /// The database could not be read: every request gets `unavailable`.
+    Unreadable,
     Live(Live),
 }
 
@@ -155,14 +157,13 @@ impl ConversationActor {
             Ok(None) => {
                 act.state = State::Missing;
                 act.fail_writes(Error::no_conversation);
-                act.retire(ctx);
+                act.retire_soon(ctx);
             }
             Err(err) => {
-                // The database is unreachable: answer what waits, and let the next request
-                // start a fresh actor that tries again.
                 log::warn!("conversation {}: cannot load: {err}", act.id);
+                act.state = State::Unreadable;
                 act.fail_writes(|| Error::Unavailable("the database is unavailable".into()));
-                act.retire(ctx);
+                act.retire_soon(ctx);
             }
         }));
     }
@@ -190,6 +191,7 @@ impl ConversationActor {
         match &mut self.state {
             State::Live(live) => Ok(live),
             State::Missing => Err(Error::no_conversation()),
+            State::Unreadable => Err(Error::Unavailable("the database is unavailable".into())),
             // Messages are not handled while loading (`ctx.wait`), so this is a retired actor.
             State::Loading => Err(Error::ActorStopped),
         }
@@ -492,6 +494,12 @@ impl ConversationActor {
             self.deps.presence.do_send(Unwatch { conversation: self.id, users });
         }
         ctx.stop();
+    }
+
+    /// Retires once the requests already in the mailbox have had their answer (the mailbox is
+    /// handled before timers), so that they get `not_found` or `unavailable`, not a retry.
+    fn retire_soon(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_later(Duration::ZERO, |act, ctx| act.retire(ctx));
     }
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {

@@ -6,6 +6,7 @@
 //! for that thread without blocking its runtime.
 
 use diesel::Connection;
+use diesel::connection::SimpleConnection;
 use diesel::sqlite::SqliteConnection;
 use diesel_async::AsyncPgConnection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
@@ -47,6 +48,10 @@ fn apply(url: &DatabaseUrl) -> Result<Vec<String>> {
         }
         DatabaseUrl::Sqlite(path) => {
             let mut conn = SqliteConnection::establish(path).map_err(cannot_connect)?;
+            // Wait for a lock rather than fail: the file may still be open elsewhere (a server
+            // that is stopping, an operator's sqlite3 shell).
+            conn.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL;")
+                .map_err(|err| Error::Unavailable(format!("cannot set up the SQLite database: {err}")))?;
             conn.run_pending_migrations(SQLITE).map_err(failed)?.iter().map(ToString::to_string).collect()
         }
     };
