@@ -318,7 +318,7 @@ impl ConversationActor {
             }
             Some(MembershipChange::Remove(user)) => {
                 self.broadcast(&frame, None); // the leaver sees their leaving too
-                live_members_remove(&mut self.state, user);
+                live_members_remove(&mut self.state, user, appended.new_owner);
                 self.deps.presence.do_send(Unwatch { conversation: id, users: vec![user] });
                 self.announce_membership(MembershipChange::Remove(user));
                 let _ = reply.send(Ok(message));
@@ -636,10 +636,14 @@ pub struct ActorStats {
 /// A reply that arrives once a queued write has committed. A reply dropped unsent means a
 /// fault interrupted the write after it was taken: it may have committed, so this is not
 /// `ActorStopped` (which callers retry blindly) but a plain `unavailable`.
-fn live_members_remove(state: &mut State, user: UserId) {
+/// `user` left; `new_owner` (chosen by the store, in the same transaction) owns the group now.
+fn live_members_remove(state: &mut State, user: UserId, new_owner: Option<UserId>) {
     if let State::Live(live) = state {
         live.members.remove(&user);
         live.typing.remove(&user);
+        if let Some(owner) = new_owner.and_then(|id| live.members.get_mut(&id)) {
+            owner.role = Role::Owner;
+        }
     }
 }
 

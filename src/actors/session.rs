@@ -244,10 +244,14 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         log::debug!("session {}: opened for user {}", self.id, self.user.id);
-        self.app.presence.do_send(Connect { session: self.out.clone() });
-        let ready =
-            Event::SessionReady { session_id: self.id, user: &self.user, heartbeat_ms: self.app.limits.heartbeat_ms };
-        self.out.deliver(&ready.encode());
+        // `session:ready` only once Presence knows the session (and has told the conversation
+        // actors), so that events sent after it reach this session; frames wait meanwhile.
+        let connect = self.app.presence.send(Connect { session: self.out.clone() });
+        ctx.wait(connect.into_actor(self).map(|_, act, _| {
+            let ready =
+                Event::SessionReady { session_id: act.id, user: &act.user, heartbeat_ms: act.app.limits.heartbeat_ms };
+            act.out.deliver(&ready.encode());
+        }));
         ctx.run_interval(self.app.limits.heartbeat(), |act, ctx| act.heartbeat(ctx));
         let left = self.expires_at.saturating_sub(chrono::Utc::now().timestamp()).max(0);
         ctx.run_later(Duration::from_secs(left as u64), |act, ctx| {

@@ -79,7 +79,10 @@ impl Keys {
             _ => return Err(unauthorized("algorithm not accepted")),
         };
         let mut validation = Validation::new(header.alg);
+        // Valid only *before* `exp` (RFC 7519 §4.1.4): jsonwebtoken alone would still accept the
+        // token during the second that `exp` names.
         validation.leeway = 0;
+        validation.reject_tokens_expiring_in_less_than = 1;
         validation.validate_nbf = true;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "sub"]);

@@ -33,6 +33,8 @@ pub struct Appended {
     pub message: Message,
     /// The sender had already sent this `client_id`: `message` is the one stored then.
     pub duplicate: bool,
+    /// The member who became the group's owner because its owner left.
+    pub new_owner: Option<UserId>,
 }
 
 #[derive(Debug)]
@@ -63,6 +65,7 @@ impl Store {
                     .returning(conversations::last_seq)
                     .get_result(conn)
                     .await?;
+                let mut new_owner = None;
                 match new.membership {
                     Some(MembershipChange::Add(user_id)) => {
                         // The newcomer's marker sits just before the message announcing them.
@@ -95,6 +98,7 @@ impl Store {
                                     .execute(conn)
                                     .await?;
                             }
+                            new_owner = heir;
                         }
                     }
                     None => {}
@@ -116,12 +120,12 @@ impl Store {
                     .set(members::last_read_seq.eq(seq))
                     .execute(conn)
                     .await?;
-                Ok(seq)
+                Ok((seq, new_owner))
             })
             .await
         });
         match result {
-            Ok(seq) => Ok(Appended {
+            Ok((seq, new_owner)) => Ok(Appended {
                 message: Message {
                     id,
                     conversation_id: new.conversation_id,
@@ -133,6 +137,7 @@ impl Store {
                     created_at: now,
                 },
                 duplicate: false,
+                new_owner,
             }),
             Err(diesel::result::Error::NotFound) => Err(Error::no_conversation()),
             // The same client_id committed concurrently elsewhere (another node, or REST and
@@ -197,5 +202,5 @@ fn duplicate_of(new: &NewMessage, existing: Message) -> Result<Appended> {
     if existing.conversation_id != new.conversation_id {
         return Err(Error::Conflict("client_id was already used for a message in another conversation".into()));
     }
-    Ok(Appended { message: existing, duplicate: true })
+    Ok(Appended { message: existing, duplicate: true, new_owner: None })
 }
