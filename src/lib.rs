@@ -117,10 +117,15 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
             .configure(http::routes)
     })
     .on_connect(|conn, extensions| {
-        if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>()
-            && let Some(guard) = SocketGuard::of(stream)
-        {
-            extensions.insert(guard);
+        if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            // A reply often follows an event in a second small write; with Nagle's algorithm it
+            // would wait for the client's delayed ACK (40 ms on Linux).
+            if let Err(err) = stream.set_nodelay(true) {
+                log::debug!("cannot set TCP_NODELAY: {err}");
+            }
+            if let Some(guard) = SocketGuard::of(stream) {
+                extensions.insert(guard);
+            }
         }
     })
     .workers(config.workers.unwrap_or_else(Config::cores).max(1))
