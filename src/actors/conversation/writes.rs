@@ -1,0 +1,304 @@
+//! The write queue of a conversation: writes commit one after another, and each commit is then
+//! applied to the live state, broadcast, and acknowledged, in that order.
+
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+
+use actix::prelude::*;
+use futures_util::FutureExt;
+use tokio::sync::oneshot;
+
+use super::{ConversationActor, MemberState, State};
+use crate::actors::presence::{DeliverTo, Unwatch, Watch};
+use crate::error::{Error, Result};
+use crate::protocol::{Event, Message as Msg, ReadState, Role};
+use crate::store::{Appended, MembershipChange, NewMessage};
+use crate::types::UserId;
+
+pub(super) enum Write {
+    Append {
+        new: NewMessage,
+        reply: oneshot::Sender<Result<Msg>>,
+    },
+    /// `moved` is false when the marker already is at `seq`: then only the counts are answered.
+    Marker {
+        user: UserId,
+        seq: i64,
+        moved: bool,
+        reply: oneshot::Sender<Result<ReadState>>,
+    },
+}
+
+pub(super) enum Reply {
+    Append(oneshot::Sender<Result<Msg>>, Option<MembershipChange>),
+    Marker(oneshot::Sender<Result<ReadState>>),
+}
+
+/// `unread:updated` to recipients after sends, coalesced: at most one totals query in flight,
+/// and all the users that changed meanwhile go in the next one.
+#[derive(Default)]
+pub(super) struct UnreadUpdates {
+    dirty: HashSet<UserId>,
+    querying: bool,
+}
+
+impl UnreadUpdates {
+    pub(super) fn querying(&self) -> bool {
+        self.querying
+    }
+}
+
+impl ConversationActor {
+    /// After a fault: the write in flight may or may not have committed. Its sender hears so, and
+    /// retries with its client_id, which makes the retry safe. Queued writes run after the reload.
+    pub(super) fn interrupt_write(&mut self) {
+        let interrupted = || Error::Unavailable("interrupted by a fault: retry with the same client_id".into());
+        match self.in_flight.take() {
+            Some(Reply::Append(reply, _)) => drop(reply.send(Err(interrupted()))),
+            Some(Reply::Marker(reply)) => drop(reply.send(Err(interrupted()))),
+            None => {}
+        }
+    }
+
+    pub(super) fn fail_writes(&mut self, err: impl Fn() -> Error) {
+        for write in self.writes.drain(..) {
+            match write {
+                Write::Append { reply, .. } => drop(reply.send(Err(err()))),
+                Write::Marker { reply, .. } => drop(reply.send(Err(err()))),
+            }
+        }
+    }
+
+    pub(super) fn enqueue(&mut self, write: Write, ctx: &mut Context<Self>) {
+        self.writes.push_back(write);
+        self.next_write(ctx);
+    }
+
+    /// Starts the next queued write unless one is in flight.
+    pub(super) fn next_write(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight.is_some() || !matches!(self.state, State::Live(_)) {
+            return;
+        }
+        let Some(write) = self.writes.pop_front() else {
+            return;
+        };
+        let store = self.deps.store.clone();
+        match write {
+            Write::Append { new, reply } => {
+                self.in_flight = Some(Reply::Append(reply, new.membership));
+                let commit = async move { store.append(&new).await };
+                ctx.spawn(AssertUnwindSafe(commit).catch_unwind().into_actor(self).map(|result, act, ctx| {
+                    let Some(Reply::Append(reply, membership)) = act.in_flight.take() else {
+                        return;
+                    };
+                    match result {
+                        Ok(Ok(appended)) => {
+                            // A fault here drops `reply`: the caller hears "interrupted".
+                            let _ = act.guarded(ctx, |act, ctx| act.committed(appended, membership, reply, ctx));
+                        }
+                        Ok(Err(err)) => drop(reply.send(Err(err))),
+                        Err(_) => drop(act.guarded(ctx, |_, _| panic!("the append panicked"))),
+                    }
+                    act.next_write(ctx);
+                }));
+            }
+            Write::Marker { user, seq, moved, reply } => {
+                self.in_flight = Some(Reply::Marker(reply));
+                let id = self.id;
+                let commit = async move {
+                    if moved {
+                        store.set_read_marker(id, user, seq).await?;
+                    }
+                    store.total_unread(user).await
+                };
+                ctx.spawn(commit.into_actor(self).map(move |result, act, ctx| {
+                    let Some(Reply::Marker(reply)) = act.in_flight.take() else {
+                        return;
+                    };
+                    let outcome = result.and_then(|total| act.marker_moved(user, seq, moved, total));
+                    let _ = reply.send(outcome);
+                    act.next_write(ctx);
+                }));
+            }
+        }
+    }
+
+    /// After a message committed: update the live state, broadcast, then ack.
+    pub(super) fn committed(
+        &mut self,
+        appended: Appended,
+        membership: Option<MembershipChange>,
+        reply: oneshot::Sender<Result<Msg>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let message = appended.message;
+        if appended.duplicate {
+            let _ = reply.send(Ok(message)); // stored and broadcast the first time
+            return;
+        }
+        let (id, sender, seq) = (self.id, message.sender_id, message.seq);
+        let State::Live(live) = &mut self.state else {
+            return;
+        };
+        live.last_seq = live.last_seq.max(seq);
+        if let Some(member) = live.members.get_mut(&sender) {
+            member.last_read_seq = seq;
+        }
+        if live.typing.remove(&sender).is_some() {
+            self.broadcast(
+                &Event::TypingUpdated { conversation_id: id, user_id: sender, typing: false }.encode(),
+                Some(sender),
+            );
+        }
+        self.queue_unread(sender, ctx);
+        let frame = Event::MessageNew { message: &message }.encode();
+        match membership {
+            None => {
+                self.broadcast(&frame, None);
+                let _ = reply.send(Ok(message));
+            }
+            Some(MembershipChange::Add(user)) => {
+                // The newcomer's sessions must be known before the broadcast, so the actor waits
+                // for Presence (nothing else of this conversation runs meanwhile).
+                let watch =
+                    Watch { conversation: id, users: vec![user], watcher: ctx.address().downgrade().recipient() };
+                ctx.wait(self.deps.presence.send(watch).into_actor(self).map(move |sessions, act, _| {
+                    if let State::Live(live) = &mut act.state {
+                        let sessions = sessions.ok().and_then(|mut s| s.remove(&user)).unwrap_or_default();
+                        live.members.insert(user, MemberState { role: Role::Member, last_read_seq: seq - 1, sessions });
+                    }
+                    act.broadcast(&frame, None);
+                    act.announce_membership(MembershipChange::Add(user));
+                    let _ = reply.send(Ok(message));
+                }));
+            }
+            Some(MembershipChange::Remove(user)) => {
+                self.broadcast(&frame, None); // the leaver sees their leaving too
+                live_members_remove(&mut self.state, user, appended.new_owner);
+                self.deps.presence.do_send(Unwatch { conversation: id, users: vec![user] });
+                self.announce_membership(MembershipChange::Remove(user));
+                let _ = reply.send(Ok(message));
+            }
+        }
+    }
+
+    /// `conversation:updated` to everyone concerned, each with their own unread count.
+    pub(super) fn announce_membership(&mut self, change: MembershipChange) {
+        let Ok(live) = self.live() else { return };
+        let mut users: Vec<UserId> = live.members.keys().copied().collect();
+        if let MembershipChange::Remove(user) = change {
+            users.push(user); // so that their clients drop the conversation
+        }
+        let (id, store, presence) = (self.id, self.deps.store.clone(), self.deps.presence.clone());
+        actix::spawn(async move {
+            for user in users {
+                match store.conversations_for(user, &[id]).await {
+                    Ok(found) => {
+                        for conversation in &found {
+                            let frame = Event::ConversationUpdated { conversation }.encode();
+                            presence.do_send(DeliverTo { users: vec![user], frame });
+                        }
+                    }
+                    Err(err) => {
+                        log::warn!("conversation {id}: cannot announce a membership change: {err}")
+                    }
+                }
+            }
+        });
+    }
+
+    /// After a read marker committed: `unread:updated` to the reader, `read:updated` (the read
+    /// receipt) to every member; nothing to announce when it did not move.
+    pub(super) fn marker_moved(&mut self, user: UserId, seq: i64, moved: bool, total_unread: i64) -> Result<ReadState> {
+        let id = self.id;
+        let live = self.live()?;
+        let last_seq = live.last_seq;
+        let Some(member) = live.members.get_mut(&user) else {
+            return Err(Error::no_conversation());
+        };
+        member.last_read_seq = seq;
+        let state = ReadState { last_read_seq: seq, unread_count: (last_seq - seq).max(0), total_unread };
+        if !moved {
+            return Ok(state);
+        }
+        let unread =
+            Event::UnreadUpdated { conversation_id: id, unread_count: state.unread_count, total_unread }.encode();
+        for session in &member.sessions {
+            session.deliver(&unread);
+        }
+        self.broadcast(&Event::ReadUpdated { conversation_id: id, user_id: user, last_read_seq: seq }.encode(), None);
+        Ok(state)
+    }
+
+    /// After a send: the other online members' unread counts changed.
+    pub(super) fn queue_unread(&mut self, sender: UserId, ctx: &mut Context<Self>) {
+        if let State::Live(live) = &self.state {
+            let changed = live.members.iter().filter(|(u, m)| **u != sender && !m.sessions.is_empty()).map(|(u, _)| *u);
+            self.unread.dirty.extend(changed);
+        }
+        self.flush_unread(ctx);
+    }
+
+    pub(super) fn flush_unread(&mut self, ctx: &mut Context<Self>) {
+        if self.unread.querying || self.unread.dirty.is_empty() {
+            return;
+        }
+        let dirty = std::mem::take(&mut self.unread.dirty);
+        let State::Live(live) = &self.state else {
+            return;
+        };
+        // Counts are taken now, before the totals query starts, so that a total is never below
+        // the count it comes with; any later change is in the next round.
+        let last_seq = live.last_seq;
+        let counts: Vec<(UserId, i64)> = dirty
+            .into_iter()
+            .filter_map(|u| live.members.get(&u).map(|m| (u, (last_seq - m.last_read_seq).max(0))))
+            .collect();
+        let users: Vec<UserId> = counts.iter().map(|(u, _)| *u).collect();
+        self.unread.querying = true;
+        let store = self.deps.store.clone();
+        let id = self.id;
+        ctx.spawn(async move { store.unread_totals(&users).await }.into_actor(self).map(move |totals, act, ctx| {
+            act.unread.querying = false;
+            match totals {
+                Ok(totals) => {
+                    if let State::Live(live) = &act.state {
+                        for (user, unread_count) in counts {
+                            let total_unread = totals.get(&user).copied().unwrap_or(0).max(unread_count);
+                            let frame =
+                                Event::UnreadUpdated { conversation_id: id, unread_count, total_unread }.encode();
+                            for session in live.members.get(&user).map_or(&[][..], |m| &m.sessions) {
+                                session.deliver(&frame);
+                            }
+                        }
+                    }
+                }
+                Err(err) => {
+                    log::warn!("conversation {id}: cannot compute unread totals: {err}")
+                }
+            }
+            act.flush_unread(ctx);
+        }));
+    }
+}
+
+/// `user` left; `new_owner` (chosen by the store, in the same transaction) owns the group now.
+fn live_members_remove(state: &mut State, user: UserId, new_owner: Option<UserId>) {
+    if let State::Live(live) = state {
+        live.members.remove(&user);
+        live.typing.remove(&user);
+        if let Some(owner) = new_owner.and_then(|id| live.members.get_mut(&id)) {
+            owner.role = Role::Owner;
+        }
+    }
+}
+
+/// A reply that arrives once a queued write has committed. A reply dropped unsent means a
+/// fault interrupted the write after it was taken: it may have committed, so this is not
+/// `ActorStopped` (which callers retry blindly) but a plain `unavailable`.
+pub(super) fn later<T: Send + 'static>(rx: oneshot::Receiver<Result<T>>) -> ResponseFuture<Result<T>> {
+    Box::pin(async move {
+        rx.await
+            .unwrap_or_else(|_| Err(Error::Unavailable("interrupted by a fault: retry with the same client_id".into())))
+    })
+}
