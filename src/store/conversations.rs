@@ -54,23 +54,8 @@ impl Store {
     /// and the other reads the winner's row.
     pub async fn create_direct(&self, a: UserId, b: UserId) -> Result<(ConversationId, bool)> {
         let key = direct_key(a, b);
-        let now = Timestamp::now();
-        let row = ConversationRow {
-            id: ConversationId::random(),
-            kind: ConversationKind::Direct,
-            title: None,
-            direct_key: Some(key.clone()),
-            last_seq: 0,
-            created_at: now,
-            updated_at: now,
-        };
-        let members = [a, b].map(|user_id| MemberRow {
-            conversation_id: row.id,
-            user_id,
-            role: Role::Member,
-            last_read_seq: 0,
-            joined_at: now,
-        });
+        let row = ConversationRow::new(ConversationKind::Direct, None, Some(key.clone()));
+        let members = [a, b].map(|user| MemberRow::new(&row, user, Role::Member));
         with_conn!(self, |conn| {
             let created = conn
                 .transaction::<_, Error, _>(async |conn| {
@@ -98,30 +83,9 @@ impl Store {
 
     /// Creates a group owned by `owner` with the given other members.
     pub async fn create_group(&self, owner: UserId, title: &str, others: &[UserId]) -> Result<ConversationId> {
-        let now = Timestamp::now();
-        let row = ConversationRow {
-            id: ConversationId::random(),
-            kind: ConversationKind::Group,
-            title: Some(title.to_string()),
-            direct_key: None,
-            last_seq: 0,
-            created_at: now,
-            updated_at: now,
-        };
-        let mut rows = vec![MemberRow {
-            conversation_id: row.id,
-            user_id: owner,
-            role: Role::Owner,
-            last_read_seq: 0,
-            joined_at: now,
-        }];
-        rows.extend(others.iter().filter(|&&u| u != owner).map(|&user_id| MemberRow {
-            conversation_id: row.id,
-            user_id,
-            role: Role::Member,
-            last_read_seq: 0,
-            joined_at: now,
-        }));
+        let row = ConversationRow::new(ConversationKind::Group, Some(title.to_string()), None);
+        let mut rows = vec![MemberRow::new(&row, owner, Role::Owner)];
+        rows.extend(others.iter().filter(|&&u| u != owner).map(|&user| MemberRow::new(&row, user, Role::Member)));
         with_conn!(self, |conn| {
             conn.transaction::<_, Error, _>(async |conn| {
                 diesel::insert_into(conversations::table).values(&row).execute(conn).await?;

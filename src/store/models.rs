@@ -43,6 +43,22 @@ pub struct ConversationRow {
     pub updated_at: Timestamp,
 }
 
+impl ConversationRow {
+    /// A new, empty conversation, created now.
+    pub fn new(kind: ConversationKind, title: Option<String>, direct_key: Option<String>) -> Self {
+        let now = Timestamp::now();
+        ConversationRow {
+            id: ConversationId::random(),
+            kind,
+            title,
+            direct_key,
+            last_seq: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = members)]
 pub struct MemberRow {
@@ -51,6 +67,19 @@ pub struct MemberRow {
     pub role: Role,
     pub last_read_seq: i64,
     pub joined_at: Timestamp,
+}
+
+impl MemberRow {
+    /// A founding member of `conversation`, with nothing read yet.
+    pub fn new(conversation: &ConversationRow, user_id: UserId, role: Role) -> Self {
+        MemberRow {
+            conversation_id: conversation.id,
+            user_id,
+            role,
+            last_read_seq: 0,
+            joined_at: conversation.created_at,
+        }
+    }
 }
 
 #[derive(Debug, Insertable)]
