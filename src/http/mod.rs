@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod client;
 mod conversations;
 mod health;
 mod messages;
@@ -17,7 +18,9 @@ use crate::config::Limits;
 use crate::error::Error;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
+    cfg.route("/", web::get().to(client::index))
+        .route("/assets/{name}", web::get().to(client::asset))
+        .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/ws", web::get().to(ws::upgrade))
         .service(
