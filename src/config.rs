@@ -35,6 +35,16 @@ pub struct Config {
     #[arg(long, env = "PARLEY_ADMIN_USERS", value_delimiter = ',')]
     pub admin_users: Vec<String>,
 
+    /// Failed logins an account may have before each further attempt must wait (doubling from
+    /// one second); an address may have four times as many.
+    #[arg(long, env = "PARLEY_LOGIN_FAILURES", default_value_t = 5)]
+    pub login_failures: u32,
+
+    /// Origins (comma-separated, as `https://app.example.com`) whose web pages may use this
+    /// server besides its own; WebSocket upgrades and CORS from any other origin are refused.
+    #[arg(long, env = "PARLEY_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
     /// Database connections in the pool.
     #[arg(long, env = "PARLEY_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
@@ -86,6 +96,11 @@ pub struct Limits {
     /// Burst of messages per user above the sustained rate.
     #[arg(long, env = "PARLEY_RATE_BURST", default_value_t = 40.0)]
     pub rate_burst: f64,
+
+    /// Frames per second one WebSocket may send, with bursts of twice as many; a connection
+    /// that sends more is closed (1008).
+    #[arg(long, env = "PARLEY_MAX_FRAMES_PER_SEC", default_value_t = 100.0)]
+    pub max_frames_per_sec: f64,
 
     /// Most members in a group, its owner included.
     #[arg(long, env = "PARLEY_MAX_GROUP_MEMBERS", default_value_t = 256)]

@@ -77,7 +77,17 @@ impl Error {
         Error::BadRequest(message.into())
     }
 
-    pub fn body(&self) -> ErrorBody {
+    /// The error as a client sees it; also counts it by code and logs an internal one (its
+    /// detail stays in the log). REST answers and WebSocket error frames both come here.
+    pub fn report(&self) -> ErrorBody {
+        if let Error::Internal(detail) = self {
+            log::error!("internal error: {detail}");
+        }
+        metrics::counter!(crate::metrics::ERRORS, "code" => self.code()).increment(1);
+        self.body()
+    }
+
+    fn body(&self) -> ErrorBody {
         ErrorBody {
             code: self.code(),
             message: self.to_string(),
@@ -109,14 +119,11 @@ impl ResponseError for Error {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Error::Internal(detail) = self {
-            log::error!("internal error: {detail}");
-        }
         let mut response = HttpResponse::build(self.status());
         if let Error::RateLimited { retry_after_ms } = self {
             response.insert_header(("Retry-After", retry_after_ms.div_ceil(1000).to_string()));
         }
-        response.json(ErrorEnvelope { error: self.body() })
+        response.json(ErrorEnvelope { error: self.report() })
     }
 }
 

@@ -27,6 +27,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod protocol;
 pub mod rate_limit;
 pub mod state;
@@ -84,6 +85,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     let store = Store::connect(&url, config.db_pool_size, Duration::from_millis(config.db_timeout_ms)).await?;
 
     let limits = Arc::new(config.limits.clone());
+    crate::metrics::handle(); // installed before anything records
     // Shared actors are started once, here, never inside the HttpServer factory (which runs
     // once per worker).
     let presence = Presence::new(store.clone(), Duration::from_millis(limits.presence_grace_ms)).start();
@@ -100,12 +102,14 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         node_id: uuid::Uuid::new_v4(),
         started_at: Timestamp::now(),
         admin_users: config.admin_users.clone(),
+        origins: http::origin::OriginPolicy::new(&config.allowed_origins),
         fault_injection: config.fault_injection,
     });
-    let auth = web::Data::new(Auth::new(keys, store.clone()));
+    let auth = web::Data::new(Auth::new(keys, store.clone(), config.login_failures));
     let (json, query, path, payload) = http::extractor_configs(&limits);
 
     let addr = listener.local_addr().map_err(|err| Error::Internal(format!("listener: {err}")))?;
+    let origins = state.origins.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -114,9 +118,10 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
             .app_data(query.clone())
             .app_data(path.clone())
             .app_data(payload.clone())
-            .configure(http::routes)
+            .configure(|cfg| http::routes(cfg, origins.cors()))
     })
     .on_connect(|conn, extensions| {
+        ::metrics::counter!(crate::metrics::CONNECTIONS).increment(1);
         if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
             // A reply often follows an event in a second small write; with Nagle's algorithm it
             // would wait for the client's delayed ACK (40 ms on Linux).

@@ -349,10 +349,7 @@ pub fn encode_reply<T: Serialize>(reference: Option<&Ref>, result: &Result<T, Er
 }
 
 pub fn encode_error(reference: Option<&Ref>, err: &Error) -> Frame {
-    if let Error::Internal(detail) = err {
-        log::error!("internal error: {detail}");
-    }
-    let data: ErrorBody = err.body();
+    let data: ErrorBody = err.report();
     encode(&Reply { kind: "error", reference, data })
 }
 

@@ -1,5 +1,6 @@
-//! Messages per second per user (PROTOCOL.md §4): a token bucket per user, shared by every
-//! session and by REST, since the limit is the user's and not the connection's.
+//! Rates: messages per second per user (PROTOCOL.md §4), a token bucket per user shared by
+//! every session and by REST, since the limit is the user's and not the connection's; and the
+//! [`TokenBucket`] itself, which sessions also use to bound the frames of one connection.
 //!
 //! The buckets are split over shards, each behind its own mutex held for a few arithmetic
 //! operations, so senders on different threads rarely meet. A shard forgets buckets that have
@@ -21,12 +22,43 @@ pub struct RateLimiter {
     per_sec: f64,
     burst: f64,
     hasher: RandomState,
-    shards: Vec<Mutex<HashMap<UserId, Bucket>>>,
+    shards: Vec<Mutex<HashMap<UserId, TokenBucket>>>,
 }
 
-struct Bucket {
+/// `per_sec` tokens flow in each second, up to `burst`; each event takes one.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenBucket {
     tokens: f64,
     at: Instant,
+}
+
+impl TokenBucket {
+    pub fn full(burst: f64) -> Self {
+        TokenBucket { tokens: burst, at: Instant::now() }
+    }
+
+    /// Takes a token, or says how long until there is one.
+    pub fn take(&mut self, per_sec: f64, burst: f64) -> Result<(), std::time::Duration> {
+        self.refill(per_sec, burst, Instant::now());
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(std::time::Duration::from_secs_f64((1.0 - self.tokens) / per_sec))
+        }
+    }
+
+    fn refill(&mut self, per_sec: f64, burst: f64, now: Instant) {
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * per_sec).min(burst);
+        self.at = now;
+    }
+
+    /// Back to full: its owner has been idle long enough to be forgotten.
+    fn is_full(&self, per_sec: f64, burst: f64, now: Instant) -> bool {
+        let mut probe = *self;
+        probe.refill(per_sec, burst, now);
+        probe.tokens >= burst
+    }
 }
 
 impl RateLimiter {
@@ -44,20 +76,14 @@ impl RateLimiter {
     pub fn check(&self, user: UserId) -> Result<()> {
         let shard = &self.shards[self.hasher.hash_one(user) as usize % SHARDS];
         let mut buckets = shard.lock().map_err(|_| Error::Internal("rate limiter poisoned".into()))?;
-        let now = Instant::now();
         if buckets.len() > SHARD_SOFT_CAP {
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * self.per_sec < self.burst);
+            let now = Instant::now();
+            buckets.retain(|_, b| !b.is_full(self.per_sec, self.burst, now));
         }
-        let bucket = buckets.entry(user).or_insert(Bucket { tokens: self.burst, at: now });
-        bucket.tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * self.per_sec).min(self.burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = (1.0 - bucket.tokens) / self.per_sec;
-            Err(Error::RateLimited { retry_after_ms: (wait * 1000.0).ceil() as u64 })
-        }
+        let bucket = buckets.entry(user).or_insert_with(|| TokenBucket::full(self.burst));
+        bucket
+            .take(self.per_sec, self.burst)
+            .map_err(|wait| Error::RateLimited { retry_after_ms: (wait.as_secs_f64() * 1000.0).ceil().max(1.0) as u64 })
     }
 }
 

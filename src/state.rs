@@ -26,6 +26,7 @@ pub struct AppState {
     pub node_id: uuid::Uuid,
     pub started_at: Timestamp,
     pub admin_users: Vec<String>,
+    pub origins: crate::http::origin::OriginPolicy,
     pub fault_injection: bool,
 }
 

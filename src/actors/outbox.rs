@@ -34,6 +34,8 @@ pub mod close {
     pub const PROTOCOL_ERROR: u16 = 1002;
     /// A text frame that is not UTF-8.
     pub const INVALID_DATA: u16 = 1007;
+    /// The client broke a rule of use (too many frames).
+    pub const POLICY: u16 = 1008;
     /// A frame larger than the configured limit.
     pub const TOO_BIG: u16 = 1009;
     /// The server restarts: reconnect (elsewhere).
@@ -77,27 +79,50 @@ impl SessionHandle {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 log::info!("session {}: outgoing queue full, closing (slow consumer)", self.id);
-                self.close(close::TRY_AGAIN_LATER, "too slow: reconnect and sync");
+                // What is queued is dropped: the client syncs it after reconnecting.
+                self.closer.close(close::TRY_AGAIN_LATER, "too slow: reconnect and sync", false);
             }
             // The writer has finished: the session is closing anyway.
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
-    /// Asks the writer to close the socket with `code`, dropping whatever is still queued.
-    /// The first call wins; later ones do nothing.
+    /// Asks the writer to write what is queued, then close the socket with `code`. The first
+    /// call wins; later ones do nothing.
     pub fn close(&self, code: u16, reason: &str) {
-        self.closer.close(code, reason);
+        self.closer.close(code, reason, true);
+    }
+
+    /// The server is stopping: tells the session to finish what it is doing and close (1012).
+    pub fn shutdown(&self) {
+        self.closer.stopping.notify_one();
+    }
+
+    /// Resolves when [`SessionHandle::shutdown`] was called (for the session actor).
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let closer = self.closer.clone();
+        async move { closer.stopping.notified().await }
     }
 }
 
-struct Closer(Mutex<Option<oneshot::Sender<CloseReason>>>);
+/// How a session's socket ends, shared by every handle.
+struct Closer {
+    signal: Mutex<Option<oneshot::Sender<Closing>>>,
+    stopping: tokio::sync::Notify,
+}
+
+struct Closing {
+    reason: CloseReason,
+    /// Write the frames already queued first (not for a slow consumer: they are why it closes).
+    flush: bool,
+}
 
 impl Closer {
-    fn close(&self, code: u16, reason: &str) {
-        let signal = self.0.lock().ok().and_then(|mut signal| signal.take());
+    fn close(&self, code: u16, reason: &str, flush: bool) {
+        let signal = self.signal.lock().ok().and_then(|mut signal| signal.take());
         if let Some(signal) = signal {
-            let _ = signal.send(CloseReason { code: code.into(), description: Some(reason.to_string()) });
+            let reason = CloseReason { code: code.into(), description: Some(reason.to_string()) };
+            let _ = signal.send(Closing { reason, flush });
         }
     }
 }
@@ -112,38 +137,46 @@ pub fn start(
     close_timeout: Duration,
 ) -> SessionHandle {
     let (queue, items) = mpsc::channel(capacity.max(1));
-    let (signal, closing) = oneshot::channel();
-    actix_web::rt::spawn(write(id, ws, items, closing, socket, close_timeout));
-    SessionHandle { id, user, queue, closer: Arc::new(Closer(Mutex::new(Some(signal)))) }
+    let (signal, close_signal) = oneshot::channel();
+    actix_web::rt::spawn(write(id, ws, items, close_signal, socket, close_timeout));
+    let closer = Closer { signal: Mutex::new(Some(signal)), stopping: tokio::sync::Notify::new() };
+    SessionHandle { id, user, queue, closer: Arc::new(closer) }
 }
 
 async fn write(
     id: SessionId,
     mut ws: actix_ws::Session,
     mut items: mpsc::Receiver<Outgoing>,
-    mut closing: oneshot::Receiver<CloseReason>,
+    mut close_signal: oneshot::Receiver<Closing>,
     socket: Option<SocketGuard>,
     close_timeout: Duration,
 ) {
-    // A close request wins over queued frames, also while a write is stuck on a full socket.
-    let reason = loop {
+    // A close request is seen at once, also while a write is stuck on a full socket.
+    let closing = loop {
         let item = tokio::select! {
             biased;
-            reason = &mut closing => break reason.ok(),
+            closing = &mut close_signal => break closing.ok(),
             item = items.recv() => item,
         };
         let Some(item) = item else { break None };
         let written = tokio::select! {
             biased;
-            reason = &mut closing => break reason.ok(),
+            closing = &mut close_signal => break closing.ok(),
             written = send(&mut ws, item) => written,
         };
         if written.is_err() {
             return; // the connection is gone
         }
     };
-    drop(items);
-    if tokio::time::timeout(close_timeout, ws.close(reason)).await.is_err() {
+    let (reason, flush) = closing.map_or((None, false), |c| (Some(c.reason), c.flush));
+    let finish = async move {
+        while flush && let Ok(item) = items.try_recv() {
+            send(&mut ws, item).await?;
+        }
+        ws.close(reason).await
+    };
+    // Bounded: a client that reads nothing lets neither the queue nor the close frame through.
+    if tokio::time::timeout(close_timeout, finish).await.is_err() {
         log::info!("session {id}: close frame not written in {close_timeout:?}, cutting the connection");
         if let Some(socket) = socket {
             socket.abort();

@@ -260,8 +260,9 @@ impl Handler<Stats> for Presence {
     }
 }
 
-/// The server is stopping: close every session with 1012 so that clients reconnect (to another
-/// node, or to this one when it is back) and `sync`.
+/// The server is stopping: every session finishes the commands it has in flight and closes
+/// with 1012, so that clients reconnect (to another node, or to this one when it is back) and
+/// `sync`.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CloseAll;
@@ -272,7 +273,7 @@ impl Handler<CloseAll> for Presence {
     fn handle(&mut self, _: CloseAll, _: &mut Self::Context) {
         for entry in self.users.values() {
             for session in &entry.sessions {
-                session.close(super::outbox::close::RESTART, "server restarting");
+                session.shutdown();
             }
         }
     }

@@ -55,6 +55,7 @@ impl Registry {
         let restarts = actors.get(&id).map_or(0, |e| e.restarts + 1);
         if restarts > 0 {
             log::warn!("conversation {id}: actor died, restarting it (restart {restarts})");
+            metrics::counter!(crate::metrics::ACTOR_RESTARTS).increment(1);
         }
         let queued = Arc::new(AtomicUsize::new(0));
         let arbiter = &self.arbiters[self.hasher.hash_one(id) as usize % self.arbiters.len()];
@@ -101,6 +102,15 @@ impl Registry {
         {
             actors.remove(&id);
         }
+    }
+
+    /// How many conversation actors are live.
+    pub fn len(&self) -> usize {
+        self.actors.lock().map_or(0, |actors| actors.values().filter(|e| e.addr.connected()).count())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// What every live actor says about itself (admin inspection).

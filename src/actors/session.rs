@@ -22,6 +22,7 @@ use crate::protocol::{
     ClientCommand, ClientFrame, Conversation, Empty, Event, Message as Msg, Presence, Ref, SyncData, encode_error,
     encode_reply,
 };
+use crate::rate_limit::TokenBucket;
 use crate::state::AppState;
 use crate::types::{ConversationId, SessionId, UserId};
 
@@ -37,11 +38,29 @@ pub struct WsSession {
     app: web::Data<AppState>,
     last_heard: Instant,
     conversations: HashMap<ConversationId, WeakConversationRef>,
+    /// Frames the client may still send now (PARLEY_MAX_FRAMES_PER_SEC).
+    frames: TokenBucket,
+    /// Commands whose reply has not been sent yet.
+    in_flight: usize,
+    /// The server is stopping: no new commands; close (1012) once `in_flight` is zero.
+    draining: bool,
 }
 
 impl WsSession {
     pub fn new(user: crate::protocol::User, expires_at: i64, out: SessionHandle, app: web::Data<AppState>) -> Self {
-        WsSession { id: out.id, user, expires_at, out, app, last_heard: Instant::now(), conversations: HashMap::new() }
+        let frames = TokenBucket::full(2.0 * app.limits.max_frames_per_sec);
+        WsSession {
+            id: out.id,
+            user,
+            expires_at,
+            out,
+            app,
+            last_heard: Instant::now(),
+            conversations: HashMap::new(),
+            frames,
+            in_flight: 0,
+            draining: false,
+        }
     }
 
     fn user_id(&self) -> UserId {
@@ -69,11 +88,27 @@ impl WsSession {
         T: Serialize + 'static,
         F: Future<Output = Result<T>> + 'static,
     {
-        ctx.spawn(work.into_actor(self).map(move |result, act, _| {
+        self.in_flight += 1;
+        ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
             if reference.is_some() || result.is_err() {
                 act.out.deliver(&encode_reply(reference.as_ref(), &result));
             }
+            act.in_flight -= 1;
+            act.close_if_drained(ctx);
         }));
+    }
+
+    /// Graceful shutdown: the replies of commands in flight go out first (an ack only after its
+    /// commit, or an error: never silence), then the close.
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        self.draining = true;
+        self.close_if_drained(ctx);
+    }
+
+    fn close_if_drained(&mut self, ctx: &mut Context<Self>) {
+        if self.draining && self.in_flight == 0 {
+            self.close(close::RESTART, "server restarting: reconnect and sync", ctx);
+        }
     }
 
     /// Sends `msg` to the actor of `id`. The message is queued now, so that a session's sends
@@ -105,6 +140,11 @@ impl WsSession {
     }
 
     fn command(&mut self, reference: Option<Ref>, command: ClientCommand, ctx: &mut Context<Self>) {
+        if self.draining {
+            let err = Error::Unavailable("the server is restarting: reconnect and retry".into());
+            self.out.deliver(&encode_error(reference.as_ref(), &err));
+            return;
+        }
         let user = self.user_id();
         let app = self.app.clone();
         match command {
@@ -244,6 +284,7 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         log::debug!("session {}: opened for user {}", self.id, self.user.id);
+        metrics::counter!(crate::metrics::SESSIONS_OPENED).increment(1);
         // `session:ready` only once Presence knows the session (and has told the conversation
         // actors), so that events sent after it reach this session; frames wait meanwhile.
         let connect = self.app.presence.send(Connect { session: self.out.clone() });
@@ -253,6 +294,7 @@ impl Actor for WsSession {
             act.out.deliver(&ready.encode());
         }));
         ctx.run_interval(self.app.limits.heartbeat(), |act, ctx| act.heartbeat(ctx));
+        ctx.spawn(self.out.stopping().into_actor(self).map(|(), act, ctx| act.drain(ctx)));
         let left = self.expires_at.saturating_sub(chrono::Utc::now().timestamp()).max(0);
         ctx.run_later(Duration::from_secs(left as u64), |act, ctx| {
             act.close(close::TOKEN_EXPIRED, "token expired", ctx)
@@ -269,6 +311,11 @@ impl Actor for WsSession {
 impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
     fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
+        let per_sec = self.app.limits.max_frames_per_sec;
+        if self.frames.take(per_sec, 2.0 * per_sec).is_err() {
+            self.close(close::POLICY, "too many frames", ctx);
+            return;
+        }
         match item {
             Ok(AggregatedMessage::Text(text)) => {
                 let ClientFrame { reference, command } = ClientFrame::parse(&text);

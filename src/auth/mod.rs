@@ -2,6 +2,7 @@
 //! [`AuthUser`] extractor that protects a handler by appearing among its arguments.
 
 pub mod password;
+pub mod throttle;
 pub mod tokens;
 
 use std::collections::HashSet;
@@ -20,9 +21,11 @@ pub use tokens::{Keys, Verified};
 /// How many verified user ids [`Auth`] remembers as existing before it starts over.
 const KNOWN_USERS_CAP: usize = 100_000;
 
-/// Token verification, plus the rule that a valid token's user exists (created on first use).
+/// Token verification, plus the rule that a valid token's user exists (created on first use);
+/// and the throttle on password guessing.
 pub struct Auth {
     pub keys: Keys,
+    pub throttle: throttle::LoginThrottle,
     store: Store,
     /// Users known to have a row: so that only a user's first request costs a lookup.
     known: Mutex<HashSet<UserId>>,
@@ -37,8 +40,9 @@ pub struct AuthUser {
 }
 
 impl Auth {
-    pub fn new(keys: Keys, store: Store) -> Auth {
-        Auth { keys, store, known: Mutex::new(HashSet::new()) }
+    pub fn new(keys: Keys, store: Store, free_login_failures: u32) -> Auth {
+        let throttle = throttle::LoginThrottle::new(free_login_failures);
+        Auth { keys, throttle, store, known: Mutex::new(HashSet::new()) }
     }
 
     /// Verifies `token` and makes sure its user exists.

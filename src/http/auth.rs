@@ -2,7 +2,7 @@
 
 use std::sync::LazyLock;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Auth, password};
@@ -66,8 +66,10 @@ pub async fn register(
     Ok(HttpResponse::Created().json(session_for(&app, &auth, &row)?))
 }
 
-/// POST /api/auth/login → 200 {token, user}; the same 401 for an unknown user and a wrong password.
+/// POST /api/auth/login → 200 {token, user}; the same 401 for an unknown user and a wrong
+/// password; 429 while the account or the address has failed too often (see `auth::throttle`).
 pub async fn login(
+    req: HttpRequest,
     app: web::Data<AppState>,
     auth: web::Data<Auth>,
     body: web::Json<LoginBody>,
@@ -75,6 +77,9 @@ pub async fn login(
     // A hash to check against when there is no user, so that both failures take as long.
     static DECOY: LazyLock<String> = LazyLock::new(|| password::hash("decoy password").unwrap_or_default());
     let body = body.into_inner();
+    let account = body.username.to_ascii_lowercase();
+    let address = req.peer_addr().map(|a| a.ip());
+    auth.throttle.check(&account, address)?;
     let row = match password::normalize_username(&body.username) {
         Ok(username) => app.store.user_by_username(&username).await?,
         Err(_) => None,
@@ -83,9 +88,13 @@ pub async fn login(
     let matches = blocking(move || Ok(password::verify(&body.password, hash.as_deref().unwrap_or(&DECOY)))).await?;
     match row {
         Some(row) if matches && row.password_hash.is_some() => {
+            auth.throttle.succeeded(&account);
             Ok(HttpResponse::Ok().json(session_for(&app, &auth, &row)?))
         }
-        _ => Err(Error::Unauthorized("wrong username or password".into())),
+        _ => {
+            auth.throttle.failed(&account, address);
+            Err(Error::Unauthorized("wrong username or password".into()))
+        }
     }
 }
 

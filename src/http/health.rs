@@ -37,6 +37,25 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+/// GET /metrics: Prometheus text format. Meant for the internal network, like /readyz.
+pub async fn metrics(app: web::Data<AppState>) -> Result<HttpResponse> {
+    use crate::metrics::*;
+    let presence = app
+        .presence
+        .send(crate::actors::presence::Stats)
+        .await
+        .map_err(|_| crate::error::Error::Unavailable("presence is restarting".into()))?;
+    ::metrics::gauge!(SESSIONS).set(presence.sessions as f64);
+    ::metrics::gauge!(ONLINE_USERS).set(presence.online_users as f64);
+    ::metrics::gauge!(CONVERSATION_ACTORS).set(app.registry.len() as f64);
+    let pool = app.store.pool_status();
+    ::metrics::gauge!(DB_CONNECTIONS, "state" => "idle").set(pool.available as f64);
+    ::metrics::gauge!(DB_CONNECTIONS, "state" => "in_use").set(pool.size.saturating_sub(pool.available) as f64);
+    ::metrics::gauge!(DB_CONNECTIONS, "state" => "max").set(pool.max_size as f64);
+    ::metrics::gauge!(DB_WAITING).set(pool.waiting as f64);
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle().render()))
+}
+
 /// GET /readyz: the database answers (migrations ran before the server started listening).
 pub async fn readyz(app: web::Data<AppState>) -> Result<HttpResponse> {
     app.store.ping().await?;

@@ -8,6 +8,7 @@ mod client;
 mod conversations;
 mod health;
 mod messages;
+pub mod origin;
 mod users;
 mod ws;
 
@@ -17,14 +18,18 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::config::Limits;
 use crate::error::Error;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// The route table. `cors` (see [`origin`]) wraps the REST API; the WebSocket upgrade checks
+/// the origin itself, to answer a refusal as the protocol's 403.
+pub fn routes(cfg: &mut web::ServiceConfig, cors: actix_cors::Cors) {
     cfg.route("/", web::get().to(client::index))
         .route("/assets/{name}", web::get().to(client::asset))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .route("/ws", web::get().to(ws::upgrade))
         .service(
             web::scope("/api")
+                .wrap(cors)
                 .route("/info", web::get().to(health::info))
                 .route("/auth/register", web::post().to(auth::register))
                 .route("/auth/login", web::post().to(auth::login))

@@ -26,6 +26,7 @@ pub async fn upgrade(
     auth: web::Data<Auth>,
     query: web::Query<TokenQuery>,
 ) -> Result<HttpResponse> {
+    app.origins.check(&req)?;
     let token = bearer_token(&req)
         .or(query.token.as_deref())
         .ok_or_else(|| Error::Unauthorized("missing token: send Authorization: Bearer or ?token=".into()))?;

@@ -127,6 +127,14 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// Connections of the pool: its size, how many are idle, how many requests wait for one.
+    pub fn pool_status(&self) -> deadpool::Status {
+        match &self.pool {
+            Backend::Postgres(pool) => pool.status(),
+            Backend::Sqlite(pool) => pool.status(),
+        }
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self.pool {
             Backend::Postgres(_) => "postgres",

@@ -196,17 +196,19 @@ impl ConversationActor {
         if live.members.contains_key(&user) { Ok(live) } else { Err(Error::no_conversation()) }
     }
 
-    /// Sends `frame` to every session of every member, but those of `except`.
-    fn broadcast(&self, frame: &Frame, except: Option<UserId>) {
-        if let State::Live(live) = &self.state {
-            for (user, member) in &live.members {
-                if Some(*user) != except {
-                    for session in &member.sessions {
-                        session.deliver(frame);
-                    }
+    /// Sends `frame` to every session of every member, but those of `except`; says to how many.
+    fn broadcast(&self, frame: &Frame, except: Option<UserId>) -> usize {
+        let State::Live(live) = &self.state else { return 0 };
+        let mut sessions = 0;
+        for (user, member) in &live.members {
+            if Some(*user) != except {
+                for session in &member.sessions {
+                    session.deliver(frame);
                 }
+                sessions += member.sessions.len();
             }
         }
+        sessions
     }
 
     fn set_typing(&mut self, user: UserId, typing: bool, ctx: &mut Context<Self>) -> Result<()> {
@@ -314,6 +316,7 @@ impl Supervised for ConversationActor {
             return;
         }
         self.restarts += 1;
+        metrics::counter!(crate::metrics::ACTOR_RESTARTS).increment(1);
         self.state = State::Loading;
         self.typing_ticker = None;
         self.unread = UnreadUpdates::default();

@@ -147,7 +147,7 @@ impl Handler<SendMessage> for ConversationActor {
                 client_id: msg.client_id,
                 membership: None,
             };
-            Ok(Write::Append { new, reply })
+            Ok(Write::append(new, reply))
         })
     }
 }
@@ -168,7 +168,7 @@ impl Handler<AddMember> for ConversationActor {
             if live.members.len() >= max {
                 return Err(Error::bad_request(format!("a group has at most {max} members")));
             }
-            Ok(Write::Append { new: act.system_message(msg.by, msg.body, MembershipChange::Add(msg.user)), reply })
+            Ok(Write::append(act.system_message(msg.by, msg.body, MembershipChange::Add(msg.user)), reply))
         })
     }
 }
@@ -184,7 +184,7 @@ impl Handler<RemoveMember> for ConversationActor {
             if !act.live()?.members.contains_key(&msg.user) {
                 return Err(Error::NotFound("not a member".into()));
             }
-            Ok(Write::Append { new: act.system_message(msg.by, msg.body, MembershipChange::Remove(msg.user)), reply })
+            Ok(Write::append(act.system_message(msg.by, msg.body, MembershipChange::Remove(msg.user)), reply))
         })
     }
 }

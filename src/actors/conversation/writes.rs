@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
+use std::time::Instant;
 
 use actix::prelude::*;
 use futures_util::FutureExt;
@@ -19,14 +20,17 @@ pub(super) enum Write {
     Append {
         new: NewMessage,
         reply: oneshot::Sender<Result<Msg>>,
+        /// When the actor accepted it: the send latency counts from here.
+        since: Instant,
     },
     /// `moved` is false when the marker already is at `seq`: then only the counts are answered.
-    Marker {
-        user: UserId,
-        seq: i64,
-        moved: bool,
-        reply: oneshot::Sender<Result<ReadState>>,
-    },
+    Marker { user: UserId, seq: i64, moved: bool, reply: oneshot::Sender<Result<ReadState>> },
+}
+
+impl Write {
+    pub(super) fn append(new: NewMessage, reply: oneshot::Sender<Result<Msg>>) -> Write {
+        Write::Append { new, reply, since: Instant::now() }
+    }
 }
 
 pub(super) enum Reply {
@@ -84,15 +88,16 @@ impl ConversationActor {
         };
         let store = self.deps.store.clone();
         match write {
-            Write::Append { new, reply } => {
+            Write::Append { new, reply, since } => {
                 self.in_flight = Some(Reply::Append(reply, new.membership));
                 let commit = async move { store.append(&new).await };
-                ctx.spawn(AssertUnwindSafe(commit).catch_unwind().into_actor(self).map(|result, act, ctx| {
+                ctx.spawn(AssertUnwindSafe(commit).catch_unwind().into_actor(self).map(move |result, act, ctx| {
                     let Some(Reply::Append(reply, membership)) = act.in_flight.take() else {
                         return;
                     };
                     match result {
                         Ok(Ok(appended)) => {
+                            metrics::histogram!(crate::metrics::SEND_SECONDS).record(since.elapsed().as_secs_f64());
                             // A fault here drops `reply`: the caller hears "interrupted".
                             let _ = act.guarded(ctx, |act, ctx| act.committed(appended, membership, reply, ctx));
                         }
@@ -121,6 +126,13 @@ impl ConversationActor {
                 }));
             }
         }
+    }
+
+    /// `message:new` to every member session, the sender's own included; counted.
+    fn broadcast_message(&self, frame: &crate::protocol::Frame) {
+        let sessions = self.broadcast(frame, None);
+        metrics::counter!(crate::metrics::MESSAGES_SENT).increment(1);
+        metrics::counter!(crate::metrics::MESSAGES_DELIVERED).increment(sessions as u64);
     }
 
     /// After a message committed: update the live state, broadcast, then ack.
@@ -154,7 +166,7 @@ impl ConversationActor {
         let frame = Event::MessageNew { message: &message }.encode();
         match membership {
             None => {
-                self.broadcast(&frame, None);
+                self.broadcast_message(&frame);
                 let _ = reply.send(Ok(message));
             }
             Some(MembershipChange::Add(user)) => {
@@ -167,13 +179,13 @@ impl ConversationActor {
                         let sessions = sessions.ok().and_then(|mut s| s.remove(&user)).unwrap_or_default();
                         live.members.insert(user, MemberState { role: Role::Member, last_read_seq: seq - 1, sessions });
                     }
-                    act.broadcast(&frame, None);
+                    act.broadcast_message(&frame);
                     act.announce_membership(MembershipChange::Add(user));
                     let _ = reply.send(Ok(message));
                 }));
             }
             Some(MembershipChange::Remove(user)) => {
-                self.broadcast(&frame, None); // the leaver sees their leaving too
+                self.broadcast_message(&frame); // the leaver sees their leaving too
                 live_members_remove(&mut self.state, user, appended.new_owner);
                 self.deps.presence.do_send(Unwatch { conversation: id, users: vec![user] });
                 self.announce_membership(MembershipChange::Remove(user));

@@ -1,0 +1,52 @@
+//! Prometheus metrics, served at `GET /metrics`. Counters and the send-latency histogram are
+//! recorded where things happen (through the `metrics` facade); gauges (sessions, live actors,
+//! database connections) are read from their owners when the endpoint is scraped, so that
+//! nothing on a hot path keeps them.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Messages committed (text and system).
+pub const MESSAGES_SENT: &str = "parley_messages_sent_total";
+/// `message:new` frames queued to sessions.
+pub const MESSAGES_DELIVERED: &str = "parley_messages_delivered_total";
+/// From a send being accepted by its conversation actor to its commit (queueing included).
+pub const SEND_SECONDS: &str = "parley_send_seconds";
+/// Errors answered, by protocol code (label `code`).
+pub const ERRORS: &str = "parley_errors_total";
+/// Conversation actors restarted after a fault.
+pub const ACTOR_RESTARTS: &str = "parley_actor_restarts_total";
+/// TCP connections accepted.
+pub const CONNECTIONS: &str = "parley_connections_total";
+/// WebSocket sessions opened.
+pub const SESSIONS_OPENED: &str = "parley_sessions_opened_total";
+/// Gauges set at scrape time.
+pub const SESSIONS: &str = "parley_sessions";
+pub const ONLINE_USERS: &str = "parley_online_users";
+pub const CONVERSATION_ACTORS: &str = "parley_conversation_actors";
+pub const DB_CONNECTIONS: &str = "parley_db_connections";
+pub const DB_WAITING: &str = "parley_db_waiting";
+
+/// The process-wide recorder, installed on first use (several servers in one test process
+/// share it).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(SEND_SECONDS.into()),
+                &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+            )
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|err| {
+                log::warn!("metrics: {err}; using the default buckets");
+                PrometheusBuilder::new().build_recorder()
+            });
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            log::warn!("metrics: another recorder is installed; /metrics will be empty");
+        }
+        handle
+    })
+}
