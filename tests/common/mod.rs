@@ -195,6 +195,17 @@ impl TestServer {
         Ws::connect(request).await
     }
 
+    /// Opens a WebSocket with a token in the header, after `adjust` changed the request (to
+    /// add an `Origin`, for example); `Err(status)` when refused.
+    pub async fn ws_adjusted(
+        &self,
+        token: &str,
+        adjust: impl FnOnce(awc::ws::WebsocketsRequest) -> awc::ws::WebsocketsRequest,
+    ) -> Result<Ws, u16> {
+        let request = self.client.ws(format!("{}/ws", self.ws_base)).bearer_auth(token).max_frame_size(16 << 20);
+        Ws::connect(adjust(request)).await
+    }
+
     /// Opens a WebSocket with the token in the query string, as browsers do.
     pub async fn ws_with_query_token(&self, token: &str) -> Result<Ws, u16> {
         let request = self.client.ws(format!("{}/ws?token={token}", self.ws_base)).max_frame_size(16 << 20);
