@@ -137,6 +137,11 @@ impl From<diesel::result::Error> for Error {
                 log::warn!("database connection lost: {err}");
                 Error::Unavailable("the database is unavailable".into())
             }
+            // SQLite's writer lock still held after the busy timeout: too busy, not broken.
+            D::DatabaseError(_, info) if info.message().contains("database is locked") => {
+                log::warn!("database busy: {err}");
+                Error::Unavailable("the database is busy: retry shortly".into())
+            }
             _ => Error::Internal(format!("database: {err}")),
         }
     }

@@ -64,6 +64,15 @@ impl ConversationActor {
         }
     }
 
+    /// A write found the database unavailable: the queued ones would wait their turn only to
+    /// fail the same way, so they get the answer now (none of them was committed).
+    fn fail_fast(&mut self, err: &Error) {
+        if let Error::Unavailable(why) = err {
+            let why = why.clone();
+            self.fail_writes(|| Error::Unavailable(why.clone()));
+        }
+    }
+
     pub(super) fn fail_writes(&mut self, err: impl Fn() -> Error) {
         for write in self.writes.drain(..) {
             match write {
@@ -101,7 +110,10 @@ impl ConversationActor {
                             // A fault here drops `reply`: the caller hears "interrupted".
                             let _ = act.guarded(ctx, |act, ctx| act.committed(appended, membership, reply, ctx));
                         }
-                        Ok(Err(err)) => drop(reply.send(Err(err))),
+                        Ok(Err(err)) => {
+                            act.fail_fast(&err);
+                            drop(reply.send(Err(err)));
+                        }
                         Err(_) => drop(act.guarded(ctx, |_, _| panic!("the append panicked"))),
                     }
                     act.next_write(ctx);
@@ -120,6 +132,9 @@ impl ConversationActor {
                     let Some(Reply::Marker(reply)) = act.in_flight.take() else {
                         return;
                     };
+                    if let Err(err) = &result {
+                        act.fail_fast(err);
+                    }
                     let outcome = result.and_then(|total| act.marker_moved(user, seq, moved, total));
                     let _ = reply.send(outcome);
                     act.next_write(ctx);
