@@ -26,6 +26,9 @@ use crate::rate_limit::TokenBucket;
 use crate::state::AppState;
 use crate::types::{ConversationId, SessionId, UserId};
 
+/// How long a stopping session waits for the client to fall silent before it closes.
+const DRAIN_QUIET: Duration = Duration::from_millis(100);
+
 /// Conversation addresses a session remembers; past this it starts over (a lookup is cheap,
 /// this only keeps the common case off the registry).
 const REMEMBERED_CONVERSATIONS: usize = 64;
@@ -105,9 +108,18 @@ impl WsSession {
         self.close_if_drained(ctx);
     }
 
+    /// Closes once nothing is in flight and the input has been quiet for [`DRAIN_QUIET`], so that
+    /// frames the client sent just before the stop (already in the socket, not yet read) are
+    /// read and answered too (with `unavailable`). The server's shutdown timeout bounds it all.
     fn close_if_drained(&mut self, ctx: &mut Context<Self>) {
-        if self.draining && self.in_flight == 0 {
+        if !self.draining || self.in_flight > 0 {
+            return;
+        }
+        let quiet = self.last_heard.elapsed();
+        if quiet >= DRAIN_QUIET {
             self.close(close::RESTART, "server restarting: reconnect and sync", ctx);
+        } else {
+            ctx.run_later(DRAIN_QUIET - quiet, |act, ctx| act.close_if_drained(ctx));
         }
     }
 
