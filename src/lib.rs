@@ -106,7 +106,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         fault_injection: config.fault_injection,
     });
     let auth = web::Data::new(Auth::new(keys, store.clone(), config.login_failures));
-    let (json, query, path, payload) = http::extractor_configs(&limits);
+    let (json, query, path) = http::extractor_configs(&limits);
 
     let addr = listener.local_addr().map_err(|err| Error::Internal(format!("listener: {err}")))?;
     let origins = state.origins.clone();
@@ -117,7 +117,6 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
             .app_data(json.clone())
             .app_data(query.clone())
             .app_data(path.clone())
-            .app_data(payload.clone())
             .configure(|cfg| http::routes(cfg, origins.cors()))
     })
     .on_connect(|conn, extensions| {

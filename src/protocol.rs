@@ -239,11 +239,26 @@ pub struct SyncData {
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct SyncCursor {
     pub conversation_id: ConversationId,
     pub after_seq: i64,
+}
+
+impl<'de> Deserialize<'de> for SyncCursor {
+    /// Objects only: serde's derive would also read a struct from an array of its fields.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            conversation_id: ConversationId,
+            after_seq: i64,
+        }
+        let object = serde_json::Map::deserialize(deserializer)?;
+        let Fields { conversation_id, after_seq } =
+            serde_json::from_value(serde_json::Value::Object(object)).map_err(serde::de::Error::custom)?;
+        Ok(SyncCursor { conversation_id, after_seq })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -264,13 +279,19 @@ pub struct ClientFrame {
 
 impl ClientFrame {
     pub fn parse(text: &str) -> ClientFrame {
-        let raw: RawFrame = match serde_json::from_str(text) {
-            Ok(raw) => raw,
-            Err(err) => {
-                // Recover the ref if the frame is JSON at all, so the error reaches its caller.
-                let reference = serde_json::from_str::<RefOnly>(text).ok().and_then(|r| r.reference);
-                return ClientFrame { reference, command: Err(Error::bad_request(format!("bad frame: {err}"))) };
+        // A frame is a JSON object; serde would also read one from an array of its fields.
+        let raw: RawFrame = match is_object(text).then(|| serde_json::from_str(text)) {
+            None => {
+                return ClientFrame { reference: None, command: Err(Error::bad_request("a frame is a JSON object")) };
             }
+            Some(parsed) => match parsed {
+                Ok(raw) => raw,
+                Err(err) => {
+                    // Recover the ref if the frame is JSON at all, so the error reaches its caller.
+                    let reference = serde_json::from_str::<RefOnly>(text).ok().and_then(|r| r.reference);
+                    return ClientFrame { reference, command: Err(Error::bad_request(format!("bad frame: {err}"))) };
+                }
+            },
         };
         ClientFrame { reference: raw.reference, command: ClientCommand::from_parts(raw.kind, raw.data) }
     }
@@ -280,6 +301,10 @@ impl ClientCommand {
     fn from_parts(kind: CommandType, data: Option<&RawValue>) -> Result<ClientCommand, Error> {
         fn data_of<'a, T: Deserialize<'a>>(data: Option<&'a RawValue>) -> Result<T, Error> {
             let text = data.map_or("{}", RawValue::get);
+            let text = if text.trim() == "null" { "{}" } else { text };
+            if !is_object(text) {
+                return Err(Error::bad_request("data is a JSON object"));
+            }
             serde_json::from_str(text).map_err(|err| Error::bad_request(format!("bad data: {err}")))
         }
         Ok(match kind {
@@ -297,6 +322,19 @@ impl ClientCommand {
             }
         })
     }
+}
+
+/// Text that goes into the database may not hold NUL, which PostgreSQL cannot store (and which
+/// no person types): refused alike on both backends.
+pub fn check_text(field: &str, text: &str) -> Result<(), Error> {
+    if text.contains('\0') {
+        return Err(Error::bad_request(format!("{field} must not contain NUL characters")));
+    }
+    Ok(())
+}
+
+fn is_object(json: &str) -> bool {
+    json.trim_start().starts_with('{')
 }
 
 // ---------------------------------------------------------------------------------------------

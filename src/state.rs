@@ -35,6 +35,10 @@ impl AppState {
     /// rate (PROTOCOL.md §4). Same for REST and WebSocket.
     pub fn check_message(&self, sender: UserId, body: &str, client_id: Option<&str>) -> Result<()> {
         let max = self.limits.max_message_chars;
+        protocol::check_text("body", body)?;
+        if let Some(client_id) = client_id {
+            protocol::check_text("client_id", client_id)?;
+        }
         if body.trim().is_empty() {
             return Err(Error::bad_request("body must not be empty"));
         }

@@ -100,7 +100,8 @@ impl Keys {
         let user = claims.sub.parse().map_err(|_| unauthorized("sub is not a UUID"))?;
         Ok(Verified {
             user,
-            name: claims.name.filter(|n| !n.trim().is_empty()),
+            // A name the database cannot store is cleaned, not a reason to refuse a valid token.
+            name: claims.name.map(|n| n.replace('\0', "")).filter(|n| !n.trim().is_empty()),
             admin: claims.role.as_deref() == Some("admin"),
             expires_at: claims.exp,
         })

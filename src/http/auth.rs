@@ -50,7 +50,10 @@ pub async fn register(
         Some(name) if name.chars().count() > MAX_DISPLAY_NAME => {
             return Err(Error::bad_request(format!("a display name is at most {MAX_DISPLAY_NAME} characters")));
         }
-        Some(name) => name.to_string(),
+        Some(name) => {
+            crate::protocol::check_text("display_name", name)?;
+            name.to_string()
+        }
     };
     let hash = blocking(move || password::hash(&body.password)).await?;
     let row = UserRow {

@@ -61,6 +61,7 @@ pub async fn create(app: web::Data<AppState>, caller: AuthUser, body: web::Json<
         }
         CreateBody::Group { title, member_ids } => {
             let title = title.trim();
+            crate::protocol::check_text("title", title)?;
             if title.is_empty() || title.chars().count() > MAX_TITLE {
                 return Err(Error::bad_request(format!("a title is 1 to {MAX_TITLE} characters")));
             }

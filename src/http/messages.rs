@@ -64,8 +64,9 @@ pub async fn read(
     app: web::Data<AppState>,
     caller: AuthUser,
     id: web::Path<ConversationId>,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse> {
+    let body = super::read_body(body, app.limits.max_request_bytes).await?;
     let SeqBody { seq } = optional_json(&body)?;
     let state = app.registry.call(*id, MarkRead { user: caller.id, seq, unread: false }).await?;
     Ok(HttpResponse::Ok().json(state))

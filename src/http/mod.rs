@@ -53,7 +53,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, cors: actix_cors::Cors) {
 }
 
 /// Body, query and path errors as the protocol's `bad_request` / `payload_too_large`.
-pub fn extractor_configs(limits: &Limits) -> (web::JsonConfig, web::QueryConfig, web::PathConfig, web::PayloadConfig) {
+pub fn extractor_configs(limits: &Limits) -> (web::JsonConfig, web::QueryConfig, web::PathConfig) {
     let max = limits.max_request_bytes;
     let json = web::JsonConfig::default().limit(max).error_handler(move |err, _| {
         match err {
@@ -69,12 +69,25 @@ pub fn extractor_configs(limits: &Limits) -> (web::JsonConfig, web::QueryConfig,
         .error_handler(|err: QueryPayloadError, _| Error::bad_request(format!("bad query: {err}")).into());
     let path = web::PathConfig::default()
         .error_handler(|err: PathError, _| Error::NotFound(format!("no such resource: {err}")).into());
-    let payload = web::PayloadConfig::default().limit(max);
-    (json, query, path, payload)
+    (json, query, path)
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, Error> {
     Err(Error::NotFound(format!("no route for {} {}", req.method(), req.path())))
+}
+
+/// A request body read by hand (where it may be empty), within the size limit.
+async fn read_body(mut payload: web::Payload, max: usize) -> Result<web::BytesMut, Error> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|err| Error::bad_request(format!("cannot read the body: {err}")))?;
+        if body.len() + chunk.len() > max {
+            return Err(Error::PayloadTooLarge(format!("request body larger than {max} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// `201 Created` with a JSON body.

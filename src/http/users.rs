@@ -9,6 +9,9 @@ use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::types::UserId;
 
+/// The longest search text (longer ones cannot match a username or a display name anyway).
+const MAX_QUERY: usize = 100;
+
 /// Users per directory page when the client does not say.
 const DEFAULT_USERS: i64 = 20;
 
@@ -39,7 +42,12 @@ pub async fn search(
             return Err(Error::bad_request(format!("limit must be between 1 and {max}")));
         }
     };
-    let rows = app.store.search_users(query.q.trim(), limit).await?;
+    let q = query.q.trim();
+    crate::protocol::check_text("q", q)?;
+    if q.chars().count() > MAX_QUERY {
+        return Err(Error::bad_request(format!("q is at most {MAX_QUERY} characters")));
+    }
+    let rows = app.store.search_users(q, limit).await?;
     let users: Vec<_> = rows.iter().map(|r| r.to_user()).collect();
     Ok(HttpResponse::Ok().json(json!({ "users": users })))
 }

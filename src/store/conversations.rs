@@ -35,10 +35,12 @@ impl ListCursor {
     pub fn decode(text: &str) -> Result<Self> {
         let bad = || Error::bad_request("before is not a cursor from a previous page's next");
         let (micros, id) = text.split_once('_').ok_or_else(bad)?;
-        Ok(ListCursor {
-            updated_at: Timestamp::from_micros(micros.parse().map_err(|_| bad())?),
-            id: id.parse().map_err(|_| bad())?,
-        })
+        let micros: i64 = micros.parse().map_err(|_| bad())?;
+        // Within what both databases can store (years 1970 to 9999), like every real cursor.
+        if !(0..=253_402_300_799_999_999).contains(&micros) {
+            return Err(bad());
+        }
+        Ok(ListCursor { updated_at: Timestamp::from_micros(micros), id: id.parse().map_err(|_| bad())? })
     }
 }
 
