@@ -12,6 +12,7 @@ backends!(
     repeated_failed_logins_are_slowed_down,
     metrics_count_what_happens,
     a_graceful_stop_answers_what_is_in_flight_then_closes_with_1012,
+    the_web_client_is_served_with_types_and_revalidation,
 );
 
 async fn websocket_upgrades_follow_the_origin_policy(backend: Backend) {
@@ -161,4 +162,33 @@ async fn a_graceful_stop_answers_what_is_in_flight_then_closes_with_1012(backend
     stopping.await.expect("stopped");
     // What was acked has seqs 1..=n, in order.
     assert_eq!(acked, (1..=acked.len() as i64).collect::<Vec<_>>());
+}
+
+async fn the_web_client_is_served_with_types_and_revalidation(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    for (path, content_type) in
+        [("/", "text/html"), ("/assets/parley.js", "text/javascript"), ("/assets/style.css", "text/css")]
+    {
+        let mut page = server.client.get(server.url(path)).send().await.expect("GET");
+        assert_eq!(page.status(), 200, "{path}");
+        let header = |name: &str| page.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        assert!(
+            header("content-type").is_some_and(|t| t.starts_with(content_type)),
+            "{path}: {:?}",
+            header("content-type")
+        );
+        assert_eq!(header("cache-control").as_deref(), Some("no-cache"), "{path}");
+        assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"), "{path}");
+        let etag = header("etag").expect("etag");
+        assert!(!page.body().await.expect("body").is_empty());
+        // Revalidation of an unchanged file costs no body.
+        let again =
+            server.client.get(server.url(path)).insert_header(("If-None-Match", etag.as_str())).send().await.unwrap();
+        assert_eq!(again.status(), 304, "{path}");
+        let head = server.client.head(server.url(path)).send().await.unwrap();
+        assert_eq!(head.status(), 200, "{path}: HEAD");
+    }
+    assert_eq!(server.client.get(server.url("/assets/nothing.js")).send().await.unwrap().status(), 404);
+    assert_eq!(server.client.get(server.url("/assets/index.html")).send().await.unwrap().status(), 404);
+    server.stop().await;
 }

@@ -13,7 +13,7 @@ mod users;
 mod ws;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, guard, web};
 
 use crate::config::Limits;
 use crate::error::Error;
@@ -21,8 +21,10 @@ use crate::error::Error;
 /// The route table. `cors` (see [`origin`]) wraps the REST API; the WebSocket upgrade checks
 /// the origin itself, to answer a refusal as the protocol's 403.
 pub fn routes(cfg: &mut web::ServiceConfig, cors: actix_cors::Cors) {
-    cfg.route("/", web::get().to(client::index))
-        .route("/assets/{name}", web::get().to(client::asset))
+    // The client's files answer HEAD too (proxies and link checkers ask it).
+    let get_or_head = || web::route().guard(guard::Any(guard::Get()).or(guard::Head()));
+    cfg.route("/", get_or_head().to(client::index))
+        .route("/assets/{name}", get_or_head().to(client::asset))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
