@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 use actix_codec::Framed;
 use awc::http::Method;
 use awc::{BoxedSocket, Client, ws};
+use common::raw::{Ending, OP_CLOSE, StalledWs, close_code, parse_frames};
 use common::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::future::{join, join4};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 backends!(
@@ -681,7 +682,7 @@ async fn a_slow_consumer_is_disconnected_and_its_memory_released(backend: Backen
 
     for round in 1..=ROUNDS {
         // The slow client connects with a small receive buffer and never reads.
-        let mut reader = RawWs::connect(server.addr, &slow.token, Some(4096)).await;
+        let mut reader = StalledWs::connect(server.addr, &slow.token, Some(4096)).await;
         wait_for_sessions(&http, &admin, 2).await;
 
         // Alice sends large messages; the slow client is cut off within a bounded number of them.
@@ -1192,99 +1193,6 @@ impl RawHttp {
             }
         }
     }
-}
-
-const OP_CLOSE: u8 = 0x8;
-
-#[derive(Debug, PartialEq, Eq)]
-enum Ending {
-    /// The server closed the connection.
-    Eof,
-    /// The server reset it.
-    Reset,
-}
-
-/// A WebSocket client by hand on a raw TCP socket, that upgrades and then reads only when told
-/// (a client that stops reading).
-struct RawWs {
-    stream: TcpStream,
-    /// Bytes read past the handshake's response.
-    read: Vec<u8>,
-}
-
-impl RawWs {
-    /// Connects (with a small receive buffer if asked) and upgrades with `token`.
-    async fn connect(addr: SocketAddr, token: &str, recv_buffer: Option<u32>) -> RawWs {
-        let socket = TcpSocket::new_v4().expect("socket");
-        if let Some(size) = recv_buffer {
-            socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
-        }
-        let mut stream = socket.connect(addr).await.expect("connect");
-        let request = format!(
-            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-             Authorization: Bearer {token}\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.expect("send the upgrade");
-        let mut read = Vec::new();
-        let head_end = loop {
-            if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
-                break end + 4;
-            }
-            let mut chunk = [0u8; 1024];
-            let n = tokio::time::timeout(PATIENCE, stream.read(&mut chunk))
-                .await
-                .expect("upgrade response in time")
-                .expect("read the upgrade response");
-            assert!(n > 0, "connection closed during the upgrade: {}", String::from_utf8_lossy(&read));
-            read.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&read[..head_end]).to_string();
-        assert!(head.starts_with("HTTP/1.1 101"), "upgrade refused: {head}");
-        RawWs { stream, read: read[head_end..].to_vec() }
-    }
-
-    /// Reads everything until the server ends the connection (fails after [`PATIENCE`]).
-    async fn read_to_end(&mut self) -> (Ending, Vec<u8>) {
-        let mut bytes = std::mem::take(&mut self.read);
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await.unwrap_or_else(|_| {
-                panic!("the server did not end the connection in time ({} bytes read)", bytes.len())
-            });
-            match read {
-                Ok(0) => return (Ending::Eof, bytes),
-                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-                Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => return (Ending::Reset, bytes),
-                Err(err) => panic!("reading: {err}"),
-            }
-        }
-    }
-}
-
-/// The complete frames (opcode, payload) in what the server sent (server frames are unmasked).
-fn parse_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut frames = Vec::new();
-    while bytes.len() >= 2 {
-        let opcode = bytes[0] & 0x0f;
-        let (len, header) = match bytes[1] & 0x7f {
-            126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
-            127 if bytes.len() >= 10 => (u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize, 10),
-            126 | 127 => break,
-            n => (n as usize, 2),
-        };
-        if bytes.len() < header + len {
-            break;
-        }
-        frames.push((opcode, bytes[header..header + len].to_vec()));
-        bytes = &bytes[header + len..];
-    }
-    frames
-}
-
-fn close_code(payload: &[u8]) -> Option<u16> {
-    (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]))
 }
 
 // ---------------------------------------------------------------------------------------------

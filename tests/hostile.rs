@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::raw::{OP_CLOSE, OP_CONTINUATION, OP_PING, OP_TEXT, upgrade};
 use common::*;
 use parley::protocol::{ClientCommand, ClientFrame};
 use proptest::prelude::*;
@@ -1709,11 +1710,6 @@ fn with_database(admin_url: &str, name: &str) -> String {
 // =============================================================================================
 // A WebSocket client on a raw TCP socket, for frames no client library would send
 
-const OP_CONTINUATION: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-
 fn server_addr(server: &TestServer) -> SocketAddr {
     server.base.trim_start_matches("http://").parse().expect("server address")
 }
@@ -1734,31 +1730,9 @@ impl RawWs {
     /// `Err(head of the answer)` when refused.
     async fn try_connect(addr: SocketAddr, target: &str, bearer: Option<&str>) -> Result<RawWs, String> {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
-        let authorization = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        let request = format!(
-            "GET {target} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{authorization}\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.expect("send the upgrade");
-        let mut read = Vec::new();
-        let head_end = loop {
-            if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
-                break end + 4;
-            }
-            let mut chunk = [0u8; 1024];
-            let n = tokio::time::timeout(PATIENCE, stream.read(&mut chunk))
-                .await
-                .expect("upgrade answer in time")
-                .expect("read the upgrade answer");
-            assert!(n > 0, "connection closed during the upgrade: {}", String::from_utf8_lossy(&read));
-            read.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&read[..head_end]).to_string();
-        if !head.starts_with("HTTP/1.1 101") {
-            return Err(head);
-        }
+        let read = upgrade(&mut stream, target, bearer).await?;
         let (stream, writer) = stream.into_split();
-        Ok(RawWs { reader: FrameReader { stream, buffer: read[head_end..].to_vec() }, writer })
+        Ok(RawWs { reader: FrameReader { stream, buffer: read }, writer })
     }
 
     /// Connected with `token` in the header, past `session:ready`.

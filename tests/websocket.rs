@@ -5,13 +5,11 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::raw::{Ending, OP_CLOSE, OP_PING, OP_TEXT, StalledWs, close_code, parse_frames};
 use common::*;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 
 backends!(
     bad_frames_get_an_error_and_the_connection_stays_open,
@@ -595,7 +593,7 @@ async fn a_silent_connection_is_closed_by_the_heartbeat(backend: Backend) {
     let mut a = server.ws(&alice).await;
 
     // Carol's client upgrades, then never sends anything, not even a pong.
-    let mut silent = RawWs::connect(&server, &carol.token, None).await;
+    let mut silent = StalledWs::connect(server.addr(), &carol.token, None).await;
     let online = a.event_where("presence:updated", |d| d["user_id"] == carol.id.as_str()).await;
     assert_eq!(online["online"], true);
 
@@ -634,7 +632,7 @@ async fn a_slow_consumer_is_cut_off_without_slowing_the_sender(backend: Backend)
     let slow = server.user("slow").await;
     let conversation = server.direct(&alice, &slow).await;
     let mut a = server.ws(&alice).await;
-    let mut reader = RawWs::connect(&server, &slow.token, Some(4096)).await;
+    let mut reader = StalledWs::connect(server.addr(), &slow.token, Some(4096)).await;
     wait_for_actors(&server, &admin, "both sessions are open", |s| s["sessions"]["count"] == 2).await;
 
     // Alice sends large messages (4,000 characters of 4 bytes each); the slow client never reads.
@@ -901,100 +899,4 @@ fn assert_timestamp(value: &Value) {
         "a UTC time with milliseconds, got {text}"
     );
     assert!(chrono::DateTime::parse_from_rfc3339(text).is_ok(), "RFC 3339, got {text}");
-}
-
-const OP_TEXT: u8 = 0x1;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-
-#[derive(Debug, PartialEq, Eq)]
-enum Ending {
-    /// The server closed the connection.
-    Eof,
-    /// The server reset it.
-    Reset,
-}
-
-/// A WebSocket client by hand on a raw TCP socket: it upgrades and then does only what the
-/// test says (the harness' client answers pings and reads, which these tests must not).
-struct RawWs {
-    stream: TcpStream,
-    /// Bytes read past the handshake's response.
-    read: Vec<u8>,
-}
-
-impl RawWs {
-    /// Connects (with a small receive buffer if asked) and upgrades with `token`.
-    async fn connect(server: &TestServer, token: &str, recv_buffer: Option<u32>) -> RawWs {
-        let addr: SocketAddr = server.base.trim_start_matches("http://").parse().expect("server address");
-        let socket = TcpSocket::new_v4().expect("socket");
-        if let Some(size) = recv_buffer {
-            socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
-        }
-        let mut stream = socket.connect(addr).await.expect("connect");
-        let request = format!(
-            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-             Authorization: Bearer {token}\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.expect("send the upgrade");
-        let mut read = Vec::new();
-        let head_end = loop {
-            if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
-                break end + 4;
-            }
-            let mut chunk = [0u8; 1024];
-            let n = tokio::time::timeout(PATIENCE, stream.read(&mut chunk))
-                .await
-                .expect("upgrade response in time")
-                .expect("read the upgrade response");
-            assert!(n > 0, "connection closed during the upgrade: {}", String::from_utf8_lossy(&read));
-            read.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&read[..head_end]).to_string();
-        assert!(head.starts_with("HTTP/1.1 101"), "upgrade refused: {head}");
-        RawWs { stream, read: read[head_end..].to_vec() }
-    }
-
-    /// Reads everything until the server ends the connection (fails after [`PATIENCE`]).
-    async fn read_to_end(&mut self) -> (Ending, Vec<u8>) {
-        let mut bytes = std::mem::take(&mut self.read);
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await.unwrap_or_else(|_| {
-                panic!("the server did not end the connection in time ({} bytes read)", bytes.len())
-            });
-            match read {
-                Ok(0) => return (Ending::Eof, bytes),
-                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
-                Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => return (Ending::Reset, bytes),
-                Err(err) => panic!("reading: {err}"),
-            }
-        }
-    }
-}
-
-/// The complete frames (opcode, payload) in what the server sent (server frames are unmasked).
-fn parse_frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut frames = Vec::new();
-    while bytes.len() >= 2 {
-        let opcode = bytes[0] & 0x0f;
-        let (len, header) = match bytes[1] & 0x7f {
-            126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
-            127 if bytes.len() >= 10 => (u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize, 10),
-            126 | 127 => break,
-            n => (n as usize, 2),
-        };
-        if bytes.len() < header + len {
-            break;
-        }
-        frames.push((opcode, bytes[header..header + len].to_vec()));
-        bytes = &bytes[header + len..];
-    }
-    frames
-}
-
-fn close_code(payload: &[u8]) -> Option<u16> {
-    (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]))
 }

@@ -6,6 +6,8 @@
 //! macro turns it into one test per backend.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod raw;
+
 use std::collections::VecDeque;
 use std::net::TcpListener;
 use std::time::Duration;
@@ -132,6 +134,11 @@ impl TestServer {
         if let Database::Postgres { admin_url, name } = &self.database {
             pg_execute(admin_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
         }
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.base.trim_start_matches("http://").parse().expect("server address")
     }
 
     pub fn url(&self, path: &str) -> String {
