@@ -18,7 +18,6 @@ use awc::http::Method;
 use awc::{BoxedSocket, Client, ws};
 use common::raw::{Ending, OP_CLOSE, StalledWs, close_code, parse_frames};
 use common::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use futures_util::future::{join, join4};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -1197,11 +1196,6 @@ impl RawHttp {
 
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
-
-async fn pg_execute(admin_url: &str, sql: &str) {
-    let mut conn = AsyncPgConnection::establish(admin_url).await.expect("connect to the test PostgreSQL");
-    diesel::sql_query(sql).execute(&mut conn).await.unwrap_or_else(|err| panic!("{sql}: {err}"));
-}
 
 /// The `host:port` of a PostgreSQL URL (port 5432 when it names none).
 fn host_port(url: &str) -> String {

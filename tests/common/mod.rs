@@ -386,13 +386,14 @@ impl Ws {
     }
 }
 
-async fn pg_execute(admin_url: &str, sql: &str) {
+/// Runs one statement on the test PostgreSQL (as its admin: databases are created and dropped).
+pub async fn pg_execute(admin_url: &str, sql: &str) {
     let mut conn = AsyncPgConnection::establish(admin_url).await.expect("connect to the test PostgreSQL");
     diesel::sql_query(sql).execute(&mut conn).await.unwrap_or_else(|err| panic!("{sql}: {err}"));
 }
 
 /// `admin_url` with its database name replaced by `name`.
-fn with_database(admin_url: &str, name: &str) -> String {
+pub fn with_database(admin_url: &str, name: &str) -> String {
     let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
     let after_scheme = base.find("://").map_or(0, |i| i + 3);
     let base = match base[after_scheme..].find('/') {
