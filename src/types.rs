@@ -149,10 +149,6 @@ impl Timestamp {
     pub fn micros(&self) -> i64 {
         self.0.timestamp_micros()
     }
-
-    pub fn as_datetime(&self) -> DateTime<Utc> {
-        self.0
-    }
 }
 
 impl Serialize for Timestamp {

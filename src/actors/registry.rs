@@ -105,12 +105,8 @@ impl Registry {
     }
 
     /// How many conversation actors are live.
-    pub fn len(&self) -> usize {
+    pub fn live_count(&self) -> usize {
         self.actors.lock().map_or(0, |actors| actors.values().filter(|e| e.addr.connected()).count())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// What every live actor says about itself (admin inspection).

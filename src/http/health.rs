@@ -47,7 +47,7 @@ pub async fn metrics(app: web::Data<AppState>) -> Result<HttpResponse> {
         .map_err(|_| crate::error::Error::Unavailable("presence is restarting".into()))?;
     ::metrics::gauge!(SESSIONS).set(presence.sessions as f64);
     ::metrics::gauge!(ONLINE_USERS).set(presence.online_users as f64);
-    ::metrics::gauge!(CONVERSATION_ACTORS).set(app.registry.len() as f64);
+    ::metrics::gauge!(CONVERSATION_ACTORS).set(app.registry.live_count() as f64);
     let pool = app.store.pool_status();
     ::metrics::gauge!(DB_CONNECTIONS, "state" => "idle").set(pool.available as f64);
     ::metrics::gauge!(DB_CONNECTIONS, "state" => "in_use").set(pool.size.saturating_sub(pool.available) as f64);
