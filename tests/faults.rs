@@ -7,19 +7,17 @@
 mod common;
 
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use actix_codec::Framed;
+use awc::Client;
 use awc::http::Method;
-use awc::{BoxedSocket, Client, ws};
 use common::raw::{Ending, OP_CLOSE, StalledWs, close_code, parse_frames};
 use common::*;
 use futures_util::future::{join, join4};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -71,8 +69,8 @@ async fn acked_messages_survive_a_crash_and_retries_do_not_duplicate(backend: Ba
         .await;
     assert_eq!(status, 201, "{group}");
     let conversation = group["id"].as_str().expect("conversation id").to_string();
-    let mut a = Wsc::connect(&server, &alice).await;
-    let mut b = Wsc::connect(&server, &bob).await;
+    let mut a = Ws::open(&server.ws_base(), &alice).await;
+    let mut b = Ws::open(&server.ws_base(), &bob).await;
 
     // Alice and Bob send over WebSocket (several sends in flight each), Carol and Dave over REST,
     // all into the same group, each send with its own client_id; the server is killed with
@@ -145,8 +143,8 @@ async fn acked_messages_survive_a_crash_and_retries_do_not_duplicate(backend: Ba
     // Each client retries, with the same client_id and body, what was not acked, and one send
     // that was: a send that had been committed gets the stored message back, one that had not
     // gets the next seq.
-    let mut a = Wsc::connect(&server, &alice).await;
-    let mut b = Wsc::connect(&server, &bob).await;
+    let mut a = Ws::open(&server.ws_base(), &alice).await;
+    let mut b = Ws::open(&server.ws_base(), &bob).await;
     let mut next_seq = history.len() as i64 + 1;
     for (index, (user, sends)) in senders.iter().enumerate() {
         let first_acked = sends.iter().find(|s| s.acked.is_some());
@@ -240,7 +238,7 @@ impl Progress {
 }
 
 /// Sends over WebSocket with up to [`WINDOW`] sends in flight, until the connection is gone.
-async fn ws_sender(name: &str, ws: &mut Wsc, conversation: &str, progress: &Progress) -> Vec<Attempt> {
+async fn ws_sender(name: &str, ws: &mut Ws, conversation: &str, progress: &Progress) -> Vec<Attempt> {
     let mut attempts = Vec::new();
     let mut in_flight: HashMap<String, usize> = HashMap::new();
     'sending: loop {
@@ -254,7 +252,7 @@ async fn ws_sender(name: &str, ws: &mut Wsc, conversation: &str, progress: &Prog
         if in_flight.is_empty() {
             break;
         }
-        let Some(frame) = ws.next().await else { break };
+        let Some(frame) = ws.try_next().await else { break };
         let Some(index) = frame["ref"].as_str().and_then(|r| in_flight.remove(r)) else { continue };
         match frame["type"].as_str() {
             Some("ack") => {
@@ -330,8 +328,8 @@ async fn database_outage(admin_url: &str) {
     let bob = http.user("bob").await;
     let conversation = http.direct(&alice, &bob).await;
     let messages = format!("/api/conversations/{conversation}/messages");
-    let mut a = Wsc::connect(&server, &alice).await;
-    let mut b = Wsc::connect(&server, &bob).await;
+    let mut a = Ws::open(&server.ws_base(), &alice).await;
+    let mut b = Ws::open(&server.ws_base(), &bob).await;
     let mut acked: Vec<Value> = Vec::new();
 
     // While the database is there, sends are acked.
@@ -522,8 +520,8 @@ async fn sigterm_answers_every_send_in_flight_closes_sessions_with_1012_and_exit
     let bob = http.user("bob").await;
     let conversation = http.direct(&alice, &bob).await;
     let messages = format!("/api/conversations/{conversation}/messages");
-    let mut a = Wsc::connect(&server, &alice).await;
-    let mut b = Wsc::connect(&server, &bob).await;
+    let mut a = Ws::open(&server.ws_base(), &alice).await;
+    let mut b = Ws::open(&server.ws_base(), &bob).await;
     let first =
         a.ack("message:send", json!({"conversation_id": conversation, "body": "first", "client_id": "first"})).await;
     assert_eq!(first["message"]["seq"], 1);
@@ -544,7 +542,7 @@ async fn sigterm_answers_every_send_in_flight_closes_sessions_with_1012_and_exit
 
     // Each WebSocket send gets its ack or an error before the session closes, with 1012.
     let mut frames = Vec::new();
-    while let Some(frame) = a.next().await {
+    while let Some(frame) = a.try_next().await {
         frames.push(frame);
     }
     assert_eq!(a.closed, Some(1012), "Alice's session is closed with 1012 (service restart)");
@@ -606,7 +604,7 @@ async fn sigterm_answers_every_send_in_flight_closes_sessions_with_1012_and_exit
         assert_eq!(stored.get(client_id), Some(message), "acked {client_id} is stored as acked");
     }
     // The clients retry what got an error, with the same client_id: each is stored once.
-    let mut a = Wsc::connect(&server, &alice).await;
+    let mut a = Ws::open(&server.ws_base(), &alice).await;
     for (client_id, user) in &retry {
         let message = if user.id == alice.id {
             let data = json!({"conversation_id": conversation, "body": client_id, "client_id": client_id});
@@ -669,7 +667,7 @@ async fn a_slow_consumer_is_disconnected_and_its_memory_released(backend: Backen
     let alice = http.user("alice").await;
     let slow = http.user("slow").await;
     let conversation = http.direct(&alice, &slow).await;
-    let mut a = Wsc::connect(&server, &alice).await;
+    let mut a = Ws::open(&server.ws_base(), &alice).await;
     let body = "\u{1F600}".repeat(LARGE_CHARS);
     let mut seq = 0;
     // Warm up with Alice alone, then measure.
@@ -732,11 +730,11 @@ async fn a_slow_consumer_is_disconnected_and_its_memory_released(backend: Backen
 }
 
 /// Alice sends one large message: acked, with the next seq.
-async fn send_large(a: &mut Wsc, conversation: &str, body: &str, seq: &mut i64) {
+async fn send_large(a: &mut Ws, conversation: &str, body: &str, seq: &mut i64) {
     *seq += 1;
     let sent = a.ack("message:send", json!({"conversation_id": conversation, "body": body})).await;
     assert_eq!(sent["message"]["seq"], *seq, "Alice's sends are acked in order");
-    a.pending.clear(); // her own message:new events, and the like
+    a.drain(|_| true); // her own message:new events, and the like
 }
 
 /// A user with an admin token, as an identity system would issue it.
@@ -824,6 +822,11 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// `ws://host:port`, for [`Ws::open`].
+    fn ws_base(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
     /// Starts the server on `db` with the test settings, then `env` (which wins), on a free port,
     /// and waits until it is ready.
     async fn start(db: &Database, env: &[(&str, &str)]) -> ServerProcess {
@@ -1005,127 +1008,6 @@ fn check_history(history: &[Value]) -> HashMap<String, Value> {
         }
     }
     by_client
-}
-
-/// A WebSocket client of a server process (as the harness' `Ws`, but whose reads tell when the
-/// connection is gone instead of failing, for tests where it goes).
-struct Wsc {
-    framed: Framed<BoxedSocket, ws::Codec>,
-    pending: VecDeque<Value>,
-    next_ref: u64,
-    closed: Option<u16>,
-}
-
-impl Wsc {
-    /// Opens a WebSocket as `user` and reads its `session:ready`.
-    async fn connect(server: &ServerProcess, user: &TestUser) -> Wsc {
-        let client = Client::builder().timeout(PATIENCE).finish();
-        let request = client.ws(format!("ws://{}/ws", server.addr)).bearer_auth(&user.token).max_frame_size(16 << 20);
-        let (_, framed) = request.connect().await.expect("WebSocket opens");
-        let mut ws = Wsc { framed, pending: VecDeque::new(), next_ref: 0, closed: None };
-        let ready = ws.take(|f| f["type"] == "session:ready").await.expect("session:ready");
-        assert_eq!(ready["data"]["user"]["id"], user.id.as_str());
-        ws
-    }
-
-    /// Sends a command with a fresh ref; `None` if the connection is gone.
-    async fn try_command(&mut self, kind: &str, data: Value) -> Option<String> {
-        self.next_ref += 1;
-        let reference = format!("r{}", self.next_ref);
-        let text = json!({"type": kind, "ref": reference, "data": data}).to_string();
-        self.framed.send(ws::Message::Text(text.into())).await.ok().map(|()| reference)
-    }
-
-    async fn command(&mut self, kind: &str, data: Value) -> String {
-        self.try_command(kind, data).await.expect("send a frame")
-    }
-
-    async fn reply_to(&mut self, reference: &str) -> Value {
-        self.take(|f| f["ref"] == reference && (f["type"] == "ack" || f["type"] == "error"))
-            .await
-            .unwrap_or_else(|| panic!("connection closed ({:?}) before the reply to {reference}", self.closed))
-    }
-
-    /// Sends a command that must succeed and returns the ack's data.
-    async fn ack(&mut self, kind: &str, data: Value) -> Value {
-        let reference = self.command(kind, data.clone()).await;
-        let reply = self.reply_to(&reference).await;
-        assert_eq!(reply["type"], "ack", "{kind} {data} should be acked, got {reply}");
-        reply["data"].clone()
-    }
-
-    /// Sends a command that must fail and returns the error code.
-    async fn error(&mut self, kind: &str, data: Value) -> String {
-        let reference = self.command(kind, data.clone()).await;
-        let reply = self.reply_to(&reference).await;
-        assert_eq!(reply["type"], "error", "{kind} {data} should fail, got {reply}");
-        reply["data"]["code"].as_str().expect("error code").to_string()
-    }
-
-    async fn event_where(&mut self, kind: &str, matches: impl Fn(&Value) -> bool) -> Value {
-        self.take(|f| f["type"] == kind && matches(&f["data"]))
-            .await
-            .unwrap_or_else(|| panic!("connection closed ({:?}) before a {kind} event", self.closed))["data"]
-            .clone()
-    }
-
-    /// The next frame (kept frames first); `None` once the connection is gone.
-    async fn next(&mut self) -> Option<Value> {
-        match self.pending.pop_front() {
-            Some(frame) => Some(frame),
-            None => self.read().await,
-        }
-    }
-
-    /// The next frame that matches, keeping the others; `None` if the connection ends first.
-    async fn take(&mut self, matches: impl Fn(&Value) -> bool) -> Option<Value> {
-        if let Some(i) = self.pending.iter().position(&matches) {
-            return self.pending.remove(i);
-        }
-        loop {
-            let frame = self.read().await?;
-            if matches(&frame) {
-                return Some(frame);
-            }
-            self.pending.push_back(frame);
-        }
-    }
-
-    /// Reads one JSON frame; `None` once the connection is closed. Fails after [`PATIENCE`].
-    async fn read(&mut self) -> Option<Value> {
-        if self.closed.is_some() {
-            return None;
-        }
-        loop {
-            let frame =
-                tokio::time::timeout(PATIENCE, self.framed.next()).await.expect("no frame from the server in time");
-            match frame {
-                Some(Ok(ws::Frame::Text(bytes))) => return Some(serde_json::from_slice(&bytes).expect("JSON frame")),
-                Some(Ok(ws::Frame::Ping(payload))) => {
-                    let _ = self.framed.send(ws::Message::Pong(payload)).await;
-                }
-                Some(Ok(ws::Frame::Close(reason))) => {
-                    self.closed = Some(reason.map_or(1005, |r| r.code.into()));
-                    return None;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    self.closed = Some(1006);
-                    return None;
-                }
-            }
-        }
-    }
-
-    /// Reads until the server closes and returns the close code.
-    async fn closed_with(&mut self) -> u16 {
-        while self.read().await.is_some() {}
-        self.closed.expect("close code")
-    }
-
-    async fn close(mut self) {
-        let _ = self.framed.send(ws::Message::Close(None)).await;
-    }
 }
 
 /// HTTP/1.1 by hand on one kept-alive connection, to know that a request is on the wire (and

@@ -190,10 +190,7 @@ impl TestServer {
 
     /// Opens a WebSocket as `user` and reads its `session:ready`.
     pub async fn ws(&self, user: &TestUser) -> Ws {
-        let mut ws = self.ws_with_token(&user.token).await.expect("WebSocket opens");
-        let ready = ws.event("session:ready").await;
-        assert_eq!(ready["user"]["id"], user.id.as_str(), "session:ready names the user");
-        ws
+        Ws::open(&self.ws_base, user).await
     }
 
     /// Opens a WebSocket with a token in the Authorization header; `Err(status)` when refused.
@@ -262,6 +259,17 @@ pub struct Ws {
 }
 
 impl Ws {
+    /// Opens a WebSocket as `user` on the server at `ws_base` (`ws://host:port`, also a server
+    /// running as a separate process) and reads its `session:ready`.
+    pub async fn open(ws_base: &str, user: &TestUser) -> Ws {
+        let client = Client::builder().timeout(PATIENCE).finish();
+        let request = client.ws(format!("{ws_base}/ws")).bearer_auth(&user.token).max_frame_size(16 << 20);
+        let mut ws = Ws::connect(request).await.expect("WebSocket opens");
+        let ready = ws.event("session:ready").await;
+        assert_eq!(ready["user"]["id"], user.id.as_str(), "session:ready names the user");
+        ws
+    }
+
     async fn connect(request: awc::ws::WebsocketsRequest) -> Result<Ws, u16> {
         match request.connect().await {
             Ok((_, framed)) => Ok(Ws { framed, pending: VecDeque::new(), next_ref: 0, closed: None }),
@@ -280,10 +288,15 @@ impl Ws {
 
     /// Sends a command with a fresh `ref` and returns the ref.
     pub async fn command(&mut self, kind: &str, data: Value) -> String {
+        self.try_command(kind, data).await.expect("send frame")
+    }
+
+    /// Like [`Ws::command`], but `None` when the connection is gone.
+    pub async fn try_command(&mut self, kind: &str, data: Value) -> Option<String> {
         self.next_ref += 1;
         let reference = format!("r{}", self.next_ref);
-        self.send_text(&json!({"type": kind, "ref": reference, "data": data}).to_string()).await;
-        reference
+        let text = json!({"type": kind, "ref": reference, "data": data}).to_string();
+        self.framed.send(ws::Message::Text(text.into())).await.ok().map(|()| reference)
     }
 
     /// Sends a command and returns its reply frame (`ack` or `error`), keeping other frames.
@@ -329,6 +342,14 @@ impl Ws {
         self.read().await.unwrap_or_else(|| panic!("connection closed ({:?}) while a frame was expected", self.closed))
     }
 
+    /// The next frame of any kind (kept frames first); `None` once the server closed.
+    pub async fn try_next(&mut self) -> Option<Value> {
+        match self.pending.pop_front() {
+            Some(frame) => Some(frame),
+            None => self.read().await,
+        }
+    }
+
     /// Frames kept so far that match, removed from the buffer.
     pub fn drain(&mut self, matches: impl Fn(&Value) -> bool) -> Vec<Value> {
         let (taken, kept): (Vec<Value>, Vec<Value>) = self.pending.drain(..).partition(|f| matches(f));
@@ -354,6 +375,9 @@ impl Ws {
 
     /// Reads one JSON frame; `None` once the server closed. Fails after [`PATIENCE`].
     async fn read(&mut self) -> Option<Value> {
+        if self.closed.is_some() {
+            return None;
+        }
         loop {
             let frame =
                 tokio::time::timeout(PATIENCE, self.framed.next()).await.expect("no frame from the server in time");
