@@ -53,6 +53,14 @@ pub struct Config {
     #[arg(long, env = "PARLEY_DB_TIMEOUT_MS", default_value_t = 5_000)]
     pub db_timeout_ms: u64,
 
+    /// Group-commit transactions in flight at once on PostgreSQL (SQLite has one writer, so one).
+    #[arg(long, env = "PARLEY_COMMIT_LANES", default_value_t = 4)]
+    pub commit_lanes: usize,
+
+    /// Most messages committed in one group-commit transaction.
+    #[arg(long, env = "PARLEY_COMMIT_BATCH", default_value_t = 256)]
+    pub commit_batch: usize,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "PARLEY_WORKERS")]
     pub workers: Option<usize>,
@@ -128,6 +136,16 @@ pub struct Limits {
     #[arg(long, env = "PARLEY_CONVERSATION_MAILBOX", default_value_t = 1024)]
     pub conversation_mailbox: usize,
 
+    /// A send that would wait longer than this to be committed gets `unavailable` instead (it
+    /// is not stored; the client retries with its client_id). Bounds latency under overload.
+    #[arg(long, env = "PARLEY_SEND_DEADLINE_MS", default_value_t = 1_000)]
+    pub send_deadline_ms: u64,
+
+    /// Shortest time between two `unread:updated` of one conversation to a recipient: updates
+    /// in between are coalesced into the next (which is exact).
+    #[arg(long, env = "PARLEY_UNREAD_INTERVAL_MS", default_value_t = 100)]
+    pub unread_interval_ms: u64,
+
     /// A conversation actor with no activity for this long stops (it restarts on next use).
     #[arg(long, env = "PARLEY_CONVERSATION_IDLE_SECS", default_value_t = 300)]
     pub conversation_idle_secs: u64,
@@ -152,6 +170,14 @@ pub struct Limits {
 impl Limits {
     pub fn heartbeat(&self) -> Duration {
         Duration::from_millis(self.heartbeat_ms)
+    }
+
+    pub fn send_deadline(&self) -> Duration {
+        Duration::from_millis(self.send_deadline_ms)
+    }
+
+    pub fn unread_interval(&self) -> Duration {
+        Duration::from_millis(self.unread_interval_ms)
     }
 
     pub fn typing_timeout(&self) -> Duration {

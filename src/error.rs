@@ -28,6 +28,10 @@ pub enum Error {
     /// A dependency (the database, a busy actor) cannot serve now; retrying later may work.
     #[error("{0}")]
     Unavailable(String),
+    /// A send shed because it would have waited longer than `PARLEY_SEND_DEADLINE_MS` to commit:
+    /// it was not stored, and the client may send it again with the same `client_id`.
+    #[error("the server is overloaded: retry with the same client_id")]
+    Overloaded,
     /// The actor that was to handle a request stopped before it did (it retired, or restarts
     /// after a fault); nothing was done, and the request may be sent again.
     #[error("the conversation restarted: try again")]
@@ -48,7 +52,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::RateLimited { .. } => "rate_limited",
-            Error::Unavailable(_) | Error::ActorStopped => "unavailable",
+            Error::Unavailable(_) | Error::Overloaded | Error::ActorStopped => "unavailable",
             Error::Internal(_) => "internal",
         }
     }
@@ -62,7 +66,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable(_) | Error::ActorStopped => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::Overloaded | Error::ActorStopped => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

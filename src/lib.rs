@@ -51,7 +51,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
-use crate::store::{DatabaseUrl, Store, redact};
+use crate::store::{Committer, CommitterConfig, DatabaseUrl, Store, redact};
 use crate::types::Timestamp;
 
 /// A started server: where it listens, and how to stop it.
@@ -91,7 +91,16 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     let presence = Presence::new(store.clone(), Duration::from_millis(limits.presence_grace_ms)).start();
     let threads = config.conversation_threads.unwrap_or_else(Config::cores).max(1);
     let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
-    let deps = Deps { store: store.clone(), presence: presence.clone(), limits: limits.clone() };
+    let committer = Committer::start(
+        store.clone(),
+        CommitterConfig {
+            lanes: if matches!(url, DatabaseUrl::Sqlite(_)) { 1 } else { config.commit_lanes },
+            max_batch: config.commit_batch.max(1),
+            deadline: limits.send_deadline(),
+        },
+        &arbiters.iter().map(Arbiter::handle).collect::<Vec<_>>(),
+    );
+    let deps = Deps { store: store.clone(), committer, presence: presence.clone(), limits: limits.clone() };
     let registry = Registry::new(arbiters.iter().map(Arbiter::handle).collect(), deps);
     let state = web::Data::new(AppState {
         store: store.clone(),

@@ -13,6 +13,10 @@ pub const MESSAGES_SENT: &str = "parley_messages_sent_total";
 pub const MESSAGES_DELIVERED: &str = "parley_messages_delivered_total";
 /// From a send being accepted by its conversation actor to its commit (queueing included).
 pub const SEND_SECONDS: &str = "parley_send_seconds";
+/// Messages per group-commit transaction.
+pub const COMMIT_BATCH: &str = "parley_commit_batch_messages";
+/// Sends refused with `unavailable` because they would have waited past the send deadline.
+pub const SENDS_SHED: &str = "parley_sends_shed_total";
 /// Errors answered, by protocol code (label `code`).
 pub const ERRORS: &str = "parley_errors_total";
 /// Conversation actors restarted after a fault.
@@ -38,6 +42,12 @@ pub fn handle() -> &'static PrometheusHandle {
                 Matcher::Full(SEND_SECONDS.into()),
                 &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
             )
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(
+                    Matcher::Full(COMMIT_BATCH.into()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
+                )
+            })
             .map(PrometheusBuilder::build_recorder)
             .unwrap_or_else(|err| {
                 log::warn!("metrics: {err}; using the default buckets");

@@ -99,33 +99,22 @@ async fn metrics_count_what_happens(backend: Backend) {
     let bob = server.user("bob").await;
     let conversation = server.direct(&alice, &bob).await;
     let mut b = server.ws(&bob).await;
-    let before = scrape(&server).await;
+    let before = server.metrics().await;
     server.post(Some(&alice), &format!("/api/conversations/{conversation}/messages"), json!({"body": "counted"})).await;
     b.event("message:new").await;
     server.get(Some(&alice), "/api/conversations/00000000-0000-0000-0000-000000000000").await;
-    let after = scrape(&server).await;
+    let after = server.metrics().await;
     // Counters are process-wide (other tests run beside this one): they only grow.
-    assert!(value(&after, "parley_messages_sent_total") >= value(&before, "parley_messages_sent_total") + 1.0);
+    assert!(metric(&after, "parley_messages_sent_total") >= metric(&before, "parley_messages_sent_total") + 1.0);
     assert!(
-        value(&after, "parley_messages_delivered_total") >= value(&before, "parley_messages_delivered_total") + 1.0
+        metric(&after, "parley_messages_delivered_total") >= metric(&before, "parley_messages_delivered_total") + 1.0
     );
-    assert!(value(&after, "parley_errors_total{code=\"not_found\"}") >= 1.0);
+    assert!(metric(&after, "parley_errors_total{code=\"not_found\"}") >= 1.0);
     assert!(after.contains("parley_send_seconds_bucket"), "the send latency histogram");
     for gauge in ["parley_sessions", "parley_conversation_actors", "parley_db_connections{state=\"max\"}"] {
         assert!(after.lines().any(|l| l.starts_with(gauge)), "{gauge} missing");
     }
     server.stop().await;
-}
-
-async fn scrape(server: &TestServer) -> String {
-    let mut response = server.client.get(server.url("/metrics")).send().await.expect("metrics");
-    assert_eq!(response.status(), 200);
-    String::from_utf8(response.body().await.expect("body").to_vec()).expect("text")
-}
-
-/// The value of a sample line `name value` (0 when absent).
-fn value(text: &str, name: &str) -> f64 {
-    text.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
 }
 
 async fn a_graceful_stop_answers_what_is_in_flight_then_closes_with_1012(backend: Backend) {

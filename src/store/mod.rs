@@ -4,8 +4,11 @@
 //! the same body against whichever backend the store holds, and code forks only where the SQL
 //! really differs (STACK.md, trap 6).
 //!
-//! Queries are grouped by table, in `users.rs`, `conversations.rs` and `messages.rs`.
+//! Queries are grouped by table, in `users.rs`, `conversations.rs` and `messages.rs`; sends are
+//! committed in batches by the group committer (`committer.rs`, with its SQL in `batch.rs`).
 
+mod batch;
+mod committer;
 mod conversations;
 mod messages;
 mod migrate;
@@ -22,6 +25,7 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
+pub use committer::{Committer, CommitterConfig};
 pub use conversations::{ConversationPage, ListCursor};
 pub use messages::{Appended, HistoryPage, MembershipChange, NewMessage};
 pub use models::UserRow;

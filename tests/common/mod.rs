@@ -181,6 +181,14 @@ impl TestServer {
         read(req.send().await.expect("DELETE")).await
     }
 
+    /// The text of `/metrics`. Its counters are process-wide: other tests of the same binary add
+    /// to them too.
+    pub async fn metrics(&self) -> String {
+        let mut response = self.client.get(self.url("/metrics")).send().await.expect("metrics");
+        assert_eq!(response.status(), 200);
+        String::from_utf8(response.body().await.expect("body").to_vec()).expect("text")
+    }
+
     /// Gets or creates the direct conversation of `a` and `b`; returns its id.
     pub async fn direct(&self, a: &TestUser, b: &TestUser) -> String {
         let (status, body) = self.post(Some(a), "/api/conversations", json!({"kind": "direct", "user_id": b.id})).await;
@@ -247,6 +255,11 @@ pub fn token_for(claims: Value) -> String {
 
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// The value of the sample line `name value` in a `/metrics` text (0 when absent).
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok())).unwrap_or(0.0)
 }
 
 /// A WebSocket client that keeps the frames it read but was not asked for yet.

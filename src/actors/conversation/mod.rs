@@ -30,7 +30,7 @@ use super::registry::Registry;
 use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::protocol::{ConversationKind, Event, Frame, Role};
-use crate::store::Store;
+use crate::store::{Committer, Store};
 use crate::types::{ConversationId, Timestamp, UserId};
 
 pub use requests::{ActorStats, AddMember, InjectFault, MarkRead, RemoveMember, SendMessage, Stats, Typing, Typists};
@@ -40,6 +40,7 @@ use writes::{Reply, UnreadUpdates, Write};
 #[derive(Clone)]
 pub struct Deps {
     pub store: Store,
+    pub committer: Committer,
     pub presence: Addr<Presence>,
     pub limits: Arc<Limits>,
 }
@@ -287,7 +288,7 @@ impl ConversationActor {
             && self.in_flight.is_none()
             && self.writes.is_empty()
             && !typing
-            && !self.unread.querying()
+            && !self.unread.busy()
         {
             log::debug!("conversation {}: idle, stopping", self.id);
             self.retire(ctx);

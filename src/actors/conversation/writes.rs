@@ -1,5 +1,11 @@
 //! The write queue of a conversation: writes commit one after another, and each commit is then
 //! applied to the live state, broadcast, and acknowledged, in that order.
+//!
+//! Plain sends waiting in the queue go to the group committer together, as one job (their order
+//! kept), and share a transaction with other conversations' sends. Membership changes and read
+//! markers commit on their own. A send that has waited past the send deadline is shed with
+//! `unavailable`, and so is a new one while the queue's oldest has waited half of it: under
+//! overload, what is accepted still commits in bounded time.
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
@@ -35,20 +41,27 @@ impl Write {
 
 pub(super) enum Reply {
     Append(oneshot::Sender<Result<Msg>>, Option<MembershipChange>),
+    /// Plain sends committed as one job, with when each was accepted.
+    Sends(Vec<(oneshot::Sender<Result<Msg>>, Instant)>),
     Marker(oneshot::Sender<Result<ReadState>>),
 }
 
-/// `unread:updated` to recipients after sends, coalesced: at most one totals query in flight,
-/// and all the users that changed meanwhile go in the next one.
+/// `unread:updated` to recipients after sends, coalesced: at most one totals query in flight and
+/// one per `PARLEY_UNREAD_INTERVAL_MS`, and all the users that changed meanwhile go in the next
+/// one. (A busy conversation would otherwise cost a query per message.)
 #[derive(Default)]
 pub(super) struct UnreadUpdates {
     dirty: HashSet<UserId>,
     querying: bool,
+    /// A flush waits for the interval to pass.
+    waiting: bool,
+    /// When the last totals query started.
+    last: Option<Instant>,
 }
 
 impl UnreadUpdates {
-    pub(super) fn querying(&self) -> bool {
-        self.querying
+    pub(super) fn busy(&self) -> bool {
+        self.querying || self.waiting
     }
 }
 
@@ -59,6 +72,11 @@ impl ConversationActor {
         let interrupted = || Error::Unavailable("interrupted by a fault: retry with the same client_id".into());
         match self.in_flight.take() {
             Some(Reply::Append(reply, _)) => drop(reply.send(Err(interrupted()))),
+            Some(Reply::Sends(replies)) => {
+                for (reply, _) in replies {
+                    drop(reply.send(Err(interrupted())));
+                }
+            }
             Some(Reply::Marker(reply)) => drop(reply.send(Err(interrupted()))),
             None => {}
         }
@@ -83,14 +101,62 @@ impl ConversationActor {
     }
 
     pub(super) fn enqueue(&mut self, write: Write, ctx: &mut Context<Self>) {
-        self.writes.push_back(write);
-        self.next_write(ctx);
+        match write {
+            // A standing queue: this send would likely miss the deadline, so it is refused now
+            // rather than after waiting for it.
+            Write::Append { reply, .. } if self.backlogged() => {
+                metrics::counter!(crate::metrics::SENDS_SHED).increment(1);
+                drop(reply.send(Err(Error::Overloaded)));
+            }
+            write => {
+                self.writes.push_back(write);
+                self.next_write(ctx);
+            }
+        }
+    }
+
+    /// Has the oldest queued send waited half the send deadline already?
+    fn backlogged(&self) -> bool {
+        let half = self.deps.limits.send_deadline() / 2;
+        matches!(self.writes.front(), Some(Write::Append { since, .. }) if since.elapsed() > half)
+    }
+
+    /// Takes the plain sends at the head of the queue (at most a batch), and sheds those that
+    /// have waited past the deadline.
+    fn take_sends(&mut self) -> Vec<(NewMessage, oneshot::Sender<Result<Msg>>, Instant)> {
+        let (max, deadline) = (self.deps.committer.max_batch(), self.deps.limits.send_deadline());
+        let mut sends = Vec::new();
+        while sends.len() < max {
+            match self.writes.pop_front() {
+                Some(Write::Append { new, reply, since }) if new.membership.is_none() => {
+                    if since.elapsed() > deadline {
+                        metrics::counter!(crate::metrics::SENDS_SHED).increment(1);
+                        drop(reply.send(Err(Error::Overloaded)));
+                    } else {
+                        sends.push((new, reply, since));
+                    }
+                }
+                Some(other) => {
+                    self.writes.push_front(other);
+                    break;
+                }
+                None => break,
+            }
+        }
+        sends
     }
 
     /// Starts the next queued write unless one is in flight.
     pub(super) fn next_write(&mut self, ctx: &mut Context<Self>) {
         if self.in_flight.is_some() || !matches!(self.state, State::Live(_)) {
             return;
+        }
+        if matches!(self.writes.front(), Some(Write::Append { new, .. }) if new.membership.is_none()) {
+            let sends = self.take_sends();
+            if sends.is_empty() {
+                return self.next_write(ctx);
+            }
+            return self.commit_sends(sends, ctx);
         }
         let Some(write) = self.writes.pop_front() else {
             return;
@@ -141,6 +207,43 @@ impl ConversationActor {
                 }));
             }
         }
+    }
+
+    /// Hands plain sends to the group committer as one job; then each is committed (broadcast,
+    /// acknowledged) or answered its error, in order.
+    fn commit_sends(
+        &mut self,
+        sends: Vec<(NewMessage, oneshot::Sender<Result<Msg>>, Instant)>,
+        ctx: &mut Context<Self>,
+    ) {
+        let accepted = sends[0].2;
+        let (messages, replies): (Vec<NewMessage>, Vec<_>) =
+            sends.into_iter().map(|(new, reply, since)| (new, (reply, since))).unzip();
+        self.in_flight = Some(Reply::Sends(replies));
+        let (committer, id) = (self.deps.committer.clone(), self.id);
+        let commit = async move { committer.append(id, messages, accepted).await };
+        ctx.spawn(commit.into_actor(self).map(|results, act, ctx| {
+            let Some(Reply::Sends(replies)) = act.in_flight.take() else {
+                return;
+            };
+            let mut faulted = false;
+            for ((reply, since), result) in replies.into_iter().zip(results) {
+                match result {
+                    // After a fault the rest are dropped: their senders hear "interrupted" and
+                    // retry with their client_id, which finds them stored.
+                    _ if faulted => drop(reply),
+                    Ok(appended) => {
+                        metrics::histogram!(crate::metrics::SEND_SECONDS).record(since.elapsed().as_secs_f64());
+                        faulted = act.guarded(ctx, |act, ctx| act.committed(appended, None, reply, ctx)).is_err();
+                    }
+                    Err(err) => {
+                        act.fail_fast(&err);
+                        drop(reply.send(Err(err)));
+                    }
+                }
+            }
+            act.next_write(ctx);
+        }));
     }
 
     /// `message:new` to every member session, the sender's own included; counted.
@@ -267,9 +370,21 @@ impl ConversationActor {
     }
 
     pub(super) fn flush_unread(&mut self, ctx: &mut Context<Self>) {
-        if self.unread.querying || self.unread.dirty.is_empty() {
+        if self.unread.busy() || self.unread.dirty.is_empty() {
             return;
         }
+        let interval = self.deps.limits.unread_interval();
+        if let Some(wait) = self.unread.last.and_then(|last| interval.checked_sub(last.elapsed()))
+            && !wait.is_zero()
+        {
+            self.unread.waiting = true;
+            ctx.run_later(wait, |act, ctx| {
+                act.unread.waiting = false;
+                act.flush_unread(ctx);
+            });
+            return;
+        }
+        self.unread.last = Some(Instant::now());
         let dirty = std::mem::take(&mut self.unread.dirty);
         let State::Live(live) = &self.state else {
             return;
