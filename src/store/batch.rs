@@ -1,19 +1,19 @@
-//! Group commit: plain messages of many conversations appended in one transaction, so that one
-//! commit (one fsync) serves them all. [`crate::store::Committer`] gathers the batches.
+//! Group commit: plain messages of many conversations appended together, so that one commit
+//! (one fsync) serves them all. [`crate::store::Committer`] gathers the batches.
 //!
-//! The statements are those of [`Store::append`] with many rows each: each conversation's
-//! counter moves by its number of messages (its row lock still serialises appends from any
-//! node), one INSERT stores the messages, and each sender's read marker moves to their last one.
-//! On PostgreSQL each of these is one statement over arrays (`unnest`) whose text never changes,
-//! prepared once per connection, so a batch costs the same few round trips whatever its size.
-//! SQLite runs in process, where a statement per row costs microseconds.
+//! What is written is what [`Store::append`] writes, with many rows: each conversation's counter
+//! moves by its number of messages (its row lock still serialises appends from any node), the
+//! messages are stored with the `seq`s in between, and each sender's read marker moves to their
+//! last one. On PostgreSQL that is one statement over arrays (`unnest`), whose text never
+//! changes and which is prepared once per connection: a batch is one round trip whatever its
+//! size, and needs no BEGIN or COMMIT. SQLite runs in process: a transaction of small
+//! statements costs microseconds per row there.
 //!
-//! A `client_id` sent before is not looked up first: its unique index makes the transaction
-//! fail, and the caller then appends the messages one by one with [`Store::append`], which
-//! answers with the message stored the first time. Retries are rare; a query per batch is not.
+//! A `client_id` sent before is not looked up first: its unique index makes the batch fail, and
+//! the caller then appends the messages one by one with [`Store::append`], which answers with
+//! the message stored the first time. Retries are rare; a query per batch is not.
 
 use std::collections::{BTreeMap, HashMap};
-
 use std::marker::PhantomData;
 
 use diesel::pg::Pg;
@@ -44,12 +44,7 @@ impl Store {
         debug_assert!(batch.iter().all(|m| m.membership.is_none()));
         let now = Timestamp::now();
         let ids: Vec<MessageId> = batch.iter().map(|_| MessageId::now()).collect();
-        let mut counts: BTreeMap<ConversationId, i64> = BTreeMap::new();
-        for message in &batch {
-            *counts.entry(message.conversation_id).or_default() += 1;
-        }
-        let counts: Vec<(ConversationId, i64)> = counts.into_iter().collect();
-        let committed = self.commit_batch(&batch, &ids, &counts, now).await;
+        let committed = self.commit_batch(&batch, &ids, now).await;
         let seqs = match committed {
             Ok(seqs) => seqs,
             Err(err) => return Err((err, batch)),
@@ -75,58 +70,24 @@ impl Store {
             .collect())
     }
 
-    /// The transaction of [`Store::append_batch`]; answers the `seq` of each message.
-    async fn commit_batch(
-        &self,
-        batch: &[NewMessage],
-        ids: &[MessageId],
-        counts: &[(ConversationId, i64)],
-        now: Timestamp,
-    ) -> Result<Vec<i64>> {
-        Ok(with_conn!(self, |conn| {
-            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-                let last = conn.advance_counters(counts, now).await?;
-                let seqs = number(batch, counts, &last)?;
-                let rows: Vec<MessageInsert> = batch
-                    .iter()
-                    .zip(ids.iter().zip(&seqs))
-                    .map(|(m, (id, seq))| insert_row(m, *id, *seq, now))
-                    .collect();
-                conn.insert_messages(&rows).await?;
-                // One's own messages are never unread (PROTOCOL.md §2): each sender's marker
-                // moves to their last message of the batch.
-                let markers: BTreeMap<(ConversationId, UserId), i64> =
-                    batch.iter().zip(&seqs).map(|(m, seq)| ((m.conversation_id, m.sender), *seq)).collect();
-                let markers: Vec<_> = markers.into_iter().map(|((c, u), s)| (c, u, s)).collect();
-                conn.move_markers(&markers).await?;
-                Ok(seqs)
-            })
-            .await
-        })?)
+    /// The writes of [`Store::append_batch`], all or nothing; answers the `seq` of each message.
+    async fn commit_batch(&self, batch: &[NewMessage], ids: &[MessageId], now: Timestamp) -> Result<Vec<i64>> {
+        Ok(with_conn!(self, |conn| conn.append_rows(batch, ids, now).await)?)
     }
 }
 
 /// The `seq` of each message: each conversation's counter moved from `last - count` to `last`,
 /// and its messages take the numbers in between in batch order.
-fn number(
-    batch: &[NewMessage],
-    counts: &[(ConversationId, i64)],
-    last: &HashMap<ConversationId, i64>,
-) -> QueryResult<Vec<i64>> {
-    let mut next: HashMap<ConversationId, i64> = HashMap::with_capacity(counts.len());
-    for (id, count) in counts {
-        // A conversation that is gone has no counter: the batch fails and is retried one by one.
-        let last = last.get(id).ok_or(diesel::result::Error::NotFound)?;
-        next.insert(*id, last - count + 1);
-    }
-    Ok(batch
+fn number(batch: &[NewMessage], counts: &BTreeMap<ConversationId, i64>, last: &HashMap<ConversationId, i64>) -> Vec<i64> {
+    let mut next: HashMap<ConversationId, i64> = counts.iter().map(|(id, count)| (*id, last[id] - count + 1)).collect();
+    batch
         .iter()
         .map(|m| {
             let seq = next.get_mut(&m.conversation_id).expect("every conversation was counted");
             *seq += 1;
             *seq - 1
         })
-        .collect())
+        .collect()
 }
 
 fn insert_row(m: &NewMessage, id: MessageId, seq: i64, now: Timestamp) -> MessageInsert<'_> {
@@ -143,29 +104,64 @@ fn insert_row(m: &NewMessage, id: MessageId, seq: i64, now: Timestamp) -> Messag
     }
 }
 
-/// The two statements of a batch whose SQL differs by backend.
+/// The writes of a batch, by backend.
 trait BatchSql {
-    /// Moves each conversation's `last_seq` on by its count; answers the new values. Rows are
-    /// locked in id order (`counts` is sorted), so concurrent batches cannot deadlock.
-    async fn advance_counters(
-        &mut self,
-        counts: &[(ConversationId, i64)],
-        now: Timestamp,
-    ) -> QueryResult<HashMap<ConversationId, i64>>;
+    /// Stores `batch` (with these ids) and answers the `seq` of each message, or fails whole.
+    async fn append_rows(&mut self, batch: &[NewMessage], ids: &[MessageId], now: Timestamp) -> QueryResult<Vec<i64>>;
+}
 
-    /// Stores the messages.
-    async fn insert_messages(&mut self, rows: &[MessageInsert<'_>]) -> QueryResult<()>;
-
-    /// Sets each (conversation, user)'s read marker to the given `seq`.
-    async fn move_markers(&mut self, markers: &[(ConversationId, UserId, i64)]) -> QueryResult<()>;
+impl BatchSql for AsyncPgConnection {
+    async fn append_rows(&mut self, batch: &[NewMessage], ids: &[MessageId], now: Timestamp) -> QueryResult<Vec<i64>> {
+        // `locked` emits its rows in id order and locks each as it goes, and the counters can be
+        // updated only once `locked` has reached them: concurrent batches (from any node) take
+        // their locks in the same order, so they cannot deadlock. Messages are numbered in batch
+        // order within their conversation, after the counter's old value.
+        let rows: Vec<Numbered> = prepared::<AppendRows, _>(diesel::sql_query(
+            "WITH batch AS (\
+                 SELECT * FROM unnest($1, $2, $3, $4, $5, $6) WITH ORDINALITY \
+                 AS b(id, conversation_id, sender_id, kind, body, client_id, n)), \
+             steps AS (SELECT conversation_id, count(*) AS step FROM batch GROUP BY conversation_id), \
+             locked AS MATERIALIZED (\
+                 SELECT id FROM conversations WHERE id IN (SELECT conversation_id FROM steps) ORDER BY id FOR UPDATE), \
+             counters AS (\
+                 UPDATE conversations AS c SET last_seq = c.last_seq + s.step, updated_at = $7 \
+                 FROM steps AS s JOIN locked ON locked.id = s.conversation_id \
+                 WHERE c.id = s.conversation_id RETURNING c.id, c.last_seq, s.step), \
+             numbered AS (\
+                 SELECT b.*, c.last_seq - c.step + row_number() OVER (PARTITION BY b.conversation_id ORDER BY b.n) AS seq \
+                 FROM batch AS b JOIN counters AS c ON c.id = b.conversation_id), \
+             inserted AS (\
+                 INSERT INTO messages (id, conversation_id, seq, prev_seq, sender_id, kind, body, client_id, created_at) \
+                 SELECT id, conversation_id, seq, NULLIF(seq - 1, 0), sender_id, kind, body, client_id, $7 \
+                 FROM numbered RETURNING id, seq), \
+             marked AS (\
+                 UPDATE members AS m SET last_read_seq = x.seq \
+                 FROM (SELECT conversation_id, sender_id, max(seq) AS seq FROM numbered GROUP BY 1, 2) AS x \
+                 WHERE m.conversation_id = x.conversation_id AND m.user_id = x.sender_id) \
+             SELECT id, seq FROM inserted",
+        )
+        .bind::<Array<sql::Uuid>, _>(ids)
+        .bind::<Array<sql::Uuid>, _>(batch.iter().map(|m| m.conversation_id).collect::<Vec<_>>())
+        .bind::<Array<sql::Uuid>, _>(batch.iter().map(|m| m.sender).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(batch.iter().map(|m| m.kind).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(batch.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(batch.iter().map(|m| m.client_id.as_deref()).collect::<Vec<_>>())
+        .bind::<sql::TimePoint, _>(now))
+        .load(self)
+        .await?;
+        let seqs: HashMap<MessageId, i64> = rows.into_iter().map(|r| (r.id, r.seq)).collect();
+        // A message of a conversation that is gone has no counter and was not stored: the batch
+        // fails (nothing of it is committed) and is retried one by one.
+        ids.iter().map(|id| seqs.get(id).copied().ok_or(diesel::result::Error::NotFound)).collect()
+    }
 }
 
 #[derive(QueryableByName)]
-struct Counter {
+struct Numbered {
     #[diesel(sql_type = sql::Uuid)]
-    id: ConversationId,
+    id: MessageId,
     #[diesel(sql_type = BigInt)]
-    last_seq: i64,
+    seq: i64,
 }
 
 /// A `sql_query` that diesel prepares once per connection and reuses. Diesel never caches a
@@ -196,114 +192,39 @@ impl<Tag, Q> Query for Prepared<Tag, Q> {
     type SqlType = Untyped;
 }
 
-enum AdvanceCounters {}
-enum InsertMessages {}
-enum MoveMarkers {}
-
-impl BatchSql for AsyncPgConnection {
-    async fn advance_counters(
-        &mut self,
-        counts: &[(ConversationId, i64)],
-        now: Timestamp,
-    ) -> QueryResult<HashMap<ConversationId, i64>> {
-        let (ids, steps): (Vec<ConversationId>, Vec<i64>) = counts.iter().copied().unzip();
-        // `locked` emits its rows in id order and locks each as it goes; the update can reach a
-        // row only once `locked` has, so the locks are taken in id order whatever the plan.
-        let rows: Vec<Counter> = prepared::<AdvanceCounters, _>(
-            diesel::sql_query(
-                "WITH locked AS MATERIALIZED (SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE) \
-             UPDATE conversations AS c SET last_seq = c.last_seq + v.step, updated_at = $3 \
-             FROM unnest($1, $2) AS v(id, step) JOIN locked ON locked.id = v.id \
-             WHERE c.id = v.id RETURNING c.id, c.last_seq",
-            )
-            .bind::<Array<sql::Uuid>, _>(&ids)
-            .bind::<Array<BigInt>, _>(&steps)
-            .bind::<sql::TimePoint, _>(now),
-        )
-        .load(self)
-        .await?;
-        Ok(rows.into_iter().map(|r| (r.id, r.last_seq)).collect())
-    }
-
-    async fn insert_messages(&mut self, rows: &[MessageInsert<'_>]) -> QueryResult<()> {
-        // A multi-row VALUES has a different text for each size; columns as arrays do not.
-        prepared::<InsertMessages, _>(diesel::sql_query(
-            "INSERT INTO messages (id, conversation_id, seq, prev_seq, sender_id, kind, body, client_id, created_at) \
-             SELECT v.*, $9 FROM unnest($1, $2, $3, $4, $5, $6, $7, $8) \
-             AS v(id, conversation_id, seq, prev_seq, sender_id, kind, body, client_id)",
-        )
-        .bind::<Array<sql::Uuid>, _>(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-        .bind::<Array<sql::Uuid>, _>(rows.iter().map(|r| r.conversation_id).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
-        .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.prev_seq).collect::<Vec<_>>())
-        .bind::<Array<sql::Uuid>, _>(rows.iter().map(|r| r.sender_id).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(rows.iter().map(|r| r.body).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.client_id).collect::<Vec<_>>())
-        // One batch, one timestamp.
-        .bind::<sql::TimePoint, _>(rows.first().map_or_else(Timestamp::now, |r| r.created_at)))
-        .execute(self)
-        .await?;
-        Ok(())
-    }
-
-    async fn move_markers(&mut self, markers: &[(ConversationId, UserId, i64)]) -> QueryResult<()> {
-        let conversations: Vec<ConversationId> = markers.iter().map(|m| m.0).collect();
-        let users: Vec<UserId> = markers.iter().map(|m| m.1).collect();
-        let seqs: Vec<i64> = markers.iter().map(|m| m.2).collect();
-        prepared::<MoveMarkers, _>(
-            diesel::sql_query(
-                "UPDATE members AS m SET last_read_seq = v.seq \
-             FROM unnest($1, $2, $3) AS v(conversation_id, user_id, seq) \
-             WHERE m.conversation_id = v.conversation_id AND m.user_id = v.user_id",
-            )
-            .bind::<Array<sql::Uuid>, _>(&conversations)
-            .bind::<Array<sql::Uuid>, _>(&users)
-            .bind::<Array<BigInt>, _>(&seqs),
-        )
-        .execute(self)
-        .await?;
-        Ok(())
-    }
-}
+enum AppendRows {}
 
 impl BatchSql for SyncConnectionWrapper<SqliteConnection> {
-    async fn advance_counters(
-        &mut self,
-        counts: &[(ConversationId, i64)],
-        now: Timestamp,
-    ) -> QueryResult<HashMap<ConversationId, i64>> {
-        let mut last = HashMap::with_capacity(counts.len());
-        for (id, step) in counts {
-            let seq: Option<i64> = diesel::update(conversations::table.find(id))
-                .set((conversations::last_seq.eq(conversations::last_seq + step), conversations::updated_at.eq(now)))
-                .returning(conversations::last_seq)
-                .get_result(self)
-                .await
-                .optional()?;
-            if let Some(seq) = seq {
+    async fn append_rows(&mut self, batch: &[NewMessage], ids: &[MessageId], now: Timestamp) -> QueryResult<Vec<i64>> {
+        let mut counts: BTreeMap<ConversationId, i64> = BTreeMap::new();
+        for message in batch {
+            *counts.entry(message.conversation_id).or_default() += 1;
+        }
+        self.transaction(async |conn| {
+            let mut last = HashMap::with_capacity(counts.len());
+            for (id, step) in &counts {
+                let seq: i64 = diesel::update(conversations::table.find(id))
+                    .set((conversations::last_seq.eq(conversations::last_seq + step), conversations::updated_at.eq(now)))
+                    .returning(conversations::last_seq)
+                    .get_result(conn)
+                    .await?;
                 last.insert(*id, seq);
             }
-        }
-        Ok(last)
-    }
-
-    async fn insert_messages(&mut self, rows: &[MessageInsert<'_>]) -> QueryResult<()> {
-        // SQLite has no DEFAULT keyword for a multi-row insert with NULLs; one statement per row
-        // costs microseconds here.
-        for row in rows {
-            diesel::insert_into(messages::table).values(row).execute(self).await?;
-        }
-        Ok(())
-    }
-
-    async fn move_markers(&mut self, markers: &[(ConversationId, UserId, i64)]) -> QueryResult<()> {
-        for (conversation, user, seq) in markers {
-            diesel::update(members::table.find((conversation, user)))
-                .set(members::last_read_seq.eq(seq))
-                .execute(self)
-                .await?;
-        }
-        Ok(())
+            let seqs = number(batch, &counts, &last);
+            let mut markers: BTreeMap<(ConversationId, UserId), i64> = BTreeMap::new();
+            for ((m, id), seq) in batch.iter().zip(ids).zip(&seqs) {
+                diesel::insert_into(messages::table).values(insert_row(m, *id, *seq, now)).execute(conn).await?;
+                markers.insert((m.conversation_id, m.sender), *seq);
+            }
+            // One's own messages are never unread (PROTOCOL.md §2).
+            for ((conversation, user), seq) in markers {
+                diesel::update(members::table.find((conversation, user)))
+                    .set(members::last_read_seq.eq(seq))
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(seqs)
+        })
+        .await
     }
 }
