@@ -1,0 +1,572 @@
+//! The message mode: every member of every conversation sends to it on a fixed schedule,
+//! whatever the acks do (open loop), and latency counts from when a message was *due*, so a
+//! late generator or a saturated server shows as latency (no coordinated omission).
+//!
+//! The conversations are dealt over `--threads` threads, each a single-threaded runtime that
+//! holds every member of its conversations: deliveries are matched to sends without locks.
+//! Each connection has a reader task (acks, errors, deliveries, pings) and a writer task that
+//! sleeps until its next message is due and sends everything due by then.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::rc::Rc;
+use std::sync::mpsc;
+
+use actix_web::web::Bytes;
+use awc::ws::{Frame, Message};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt, stream};
+use tokio::sync::{mpsc as local, oneshot};
+
+use crate::clock::{Clock, Schedule};
+use crate::setup::{BenchConversation, BenchUser};
+use crate::socket::{self, ErrorData, Incoming, NewMessage, Socket};
+
+/// What one message became.
+#[derive(Debug, Default, Clone, Copy)]
+struct Rec {
+    offered: bool,
+    acked: bool,
+    /// Refused by the server (an `error` reply) or never written (the connection was gone).
+    refused: bool,
+    /// Deliveries to the other members' sessions, and how many there should be.
+    deliveries: u16,
+    expected: u16,
+}
+
+/// The figures of one thread, merged into the run's at the end.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub offered: u64,
+    pub acked: u64,
+    pub refused: u64,
+    pub acks_measured: u64,
+    /// `message:new` events received (the senders' own echoes included), and within the window.
+    pub news: u64,
+    pub news_measured: u64,
+    pub order_violations: u64,
+    pub disconnects: u64,
+    pub disconnect_codes: BTreeMap<u16, u64>,
+    pub errors: BTreeMap<String, u64>,
+    pub lost: u64,
+    pub unacked: u64,
+    /// Microseconds.
+    pub ack_lat: Vec<u32>,
+    pub delivery_lat: Vec<u32>,
+    pub send_lag: Vec<u32>,
+}
+
+impl Tally {
+    pub fn merge(&mut self, other: Tally) {
+        self.offered += other.offered;
+        self.acked += other.acked;
+        self.refused += other.refused;
+        self.acks_measured += other.acks_measured;
+        self.news += other.news;
+        self.news_measured += other.news_measured;
+        self.order_violations += other.order_violations;
+        self.disconnects += other.disconnects;
+        self.lost += other.lost;
+        self.unacked += other.unacked;
+        for (code, n) in other.disconnect_codes {
+            *self.disconnect_codes.entry(code).or_default() += n;
+        }
+        for (code, n) in other.errors {
+            *self.errors.entry(code).or_default() += n;
+        }
+        self.ack_lat.extend(other.ack_lat);
+        self.delivery_lat.extend(other.delivery_lat);
+        self.send_lag.extend(other.send_lag);
+    }
+}
+
+/// The state of one thread, shared by its tasks (one thread: `Rc<RefCell>`, borrowed briefly
+/// and never across an await).
+struct State {
+    schedule: Schedule,
+    clock: Clock,
+    run_id: String,
+    recs: Vec<Rec>,
+    /// Messages acked whose every delivery has arrived.
+    complete: u64,
+    tally: Tally,
+}
+
+fn lat(from: u64, to: u64) -> u32 {
+    u32::try_from(to.saturating_sub(from)).unwrap_or(u32::MAX)
+}
+
+impl State {
+    fn error(&mut self, code: &str) {
+        match self.tally.errors.get_mut(code) {
+            Some(n) => *n += 1,
+            None => {
+                self.tally.errors.insert(code.to_string(), 1);
+            }
+        }
+    }
+
+    fn on_ack(&mut self, i: usize, now: u64) {
+        let due = self.schedule.due_us(i as u64);
+        let Some(rec) = self.recs.get_mut(i) else { return };
+        if !rec.offered || rec.acked || rec.refused {
+            return;
+        }
+        rec.acked = true;
+        if rec.deliveries >= rec.expected {
+            self.complete += 1;
+        }
+        self.tally.acked += 1;
+        if self.schedule.measured(now) {
+            self.tally.acks_measured += 1;
+        }
+        if self.schedule.measured(due) {
+            self.tally.ack_lat.push(lat(due, now));
+        }
+    }
+
+    fn on_error(&mut self, reference: Option<&str>, code: &str) {
+        self.error(code);
+        let Some(i) = reference.and_then(|r| r.parse::<usize>().ok()) else { return };
+        if let Some(rec) = self.recs.get_mut(i)
+            && rec.offered
+            && !rec.acked
+            && !rec.refused
+        {
+            rec.refused = true;
+            self.tally.refused += 1;
+        }
+    }
+
+    fn on_delivery(&mut self, client_id: &str, now: u64) {
+        let Some(i) = client_id
+            .strip_prefix(self.run_id.as_str())
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            return;
+        };
+        let due = self.schedule.due_us(i as u64);
+        let Some(rec) = self.recs.get_mut(i) else { return };
+        rec.deliveries = rec.deliveries.saturating_add(1);
+        if rec.acked && rec.deliveries == rec.expected {
+            self.complete += 1;
+        }
+        if self.schedule.measured(due) {
+            self.tally.delivery_lat.push(lat(due, now));
+        }
+    }
+}
+
+/// One connection of a thread: its user and, for members, what they send.
+struct Member {
+    user: BenchUser,
+    sends: Option<Sends>,
+}
+
+/// Sender `first` of the run: it sends messages `first`, `first + senders`, ... to `conversation`.
+struct Sends {
+    first: u64,
+    conversation: String,
+    /// The other members, who should each get every message.
+    others: u16,
+}
+
+/// What the message mode measured.
+pub struct Outcome {
+    pub tally: Tally,
+    /// The CPU report of the measured window.
+    pub cpu: serde_json::Value,
+    /// The server's and the generator's RSS at the end of the schedule.
+    pub server_rss_kb: Option<u64>,
+    pub loadgen_rss_kb: Option<u64>,
+}
+
+/// Runs the message mode; the figures of every thread merged.
+pub fn run(
+    args: &crate::args::Args,
+    users: Vec<BenchUser>,
+    conversations: Vec<BenchConversation>,
+) -> Result<Outcome, String> {
+    let threads = usize::from(args.threads);
+    let clock = Clock::new();
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+
+    // Deal conversations (all their members) round-robin over threads, then idle users.
+    let mut shards: Vec<Vec<Member>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut in_conversation = vec![false; users.len()];
+    let mut senders = 0u64;
+    for (c, conversation) in conversations.iter().enumerate() {
+        let others = u16::try_from(conversation.members.len() - 1).unwrap_or(u16::MAX);
+        for &m in &conversation.members {
+            in_conversation[m] = true;
+            shards[c % threads].push(Member {
+                user: users[m].clone(),
+                sends: Some(Sends { first: senders, conversation: conversation.id.clone(), others }),
+            });
+            senders += 1;
+        }
+    }
+    for (i, user) in users.iter().enumerate().filter(|(i, _)| !in_conversation[*i]) {
+        shards[i % threads].push(Member { user: user.clone(), sends: None });
+    }
+
+    let total = (args.rate * (args.warmup + args.duration)).floor() as u64;
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let mut starts = Vec::new();
+    let mut handles = Vec::new();
+    for (t, members) in shards.into_iter().enumerate() {
+        let (start_tx, start_rx) = oneshot::channel::<Option<Schedule>>();
+        starts.push(start_tx);
+        let ready_tx = ready_tx.clone();
+        let ws_base = args.ws_base();
+        let concurrency = args.connect_concurrency.div_ceil(threads);
+        let body_size = args.body_size;
+        let (run_id, drain_us) = (run_id.clone(), (args.drain * 1e6) as u64);
+        let handle = std::thread::Builder::new()
+            .name(format!("bench-{t}"))
+            .spawn(move || {
+                actix_web::rt::System::new().block_on(thread_main(ThreadPlan {
+                    members,
+                    ws_base,
+                    concurrency,
+                    body_size,
+                    run_id,
+                    drain_us,
+                    clock,
+                    total,
+                    ready: ready_tx,
+                    start: start_rx,
+                }))
+            })
+            .map_err(|err| format!("cannot start a thread: {err}"))?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+
+    let mut failure = None;
+    for _ in 0..threads {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => failure = Some(err),
+            Err(_) => failure = Some("a thread stopped before it was ready".into()),
+        }
+    }
+    let schedule = failure.is_none().then(|| {
+        let start_us = clock.now_us() + 100_000;
+        let from_us = start_us + (args.warmup * 1e6) as u64;
+        Schedule { start_us, from_us, to_us: from_us + (args.duration * 1e6) as u64, rate: args.rate, total, senders }
+    });
+    for start in starts {
+        let _ = start.send(schedule);
+    }
+    let mut cpu = serde_json::Value::Null;
+    let mut rss = (None, None);
+    if let Some(schedule) = schedule {
+        eprintln!(
+            "[parley-bench] sending {}/s for {}+{} s ({} messages, {} senders)",
+            args.rate, args.warmup, args.duration, total, senders
+        );
+        clock.sleep_until(schedule.from_us);
+        let a = crate::usage::snapshot(args.server_pid);
+        clock.sleep_until(schedule.to_us);
+        let b = crate::usage::snapshot(args.server_pid);
+        cpu = crate::usage::cpu_report(&a, &b);
+        rss = (args.server_pid.and_then(|p| crate::usage::rss_kb(&p.to_string())), crate::usage::rss_kb("self"));
+        eprintln!("[parley-bench] schedule done; draining (at most {} s)", args.drain);
+    }
+    let mut tally = Tally::default();
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(part)) => tally.merge(part),
+            Ok(Err(err)) => failure = failure.or(Some(err)),
+            Err(_) => failure = failure.or(Some("a thread panicked".into())),
+        }
+    }
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(Outcome { tally, cpu, server_rss_kb: rss.0, loadgen_rss_kb: rss.1 }),
+    }
+}
+
+struct ThreadPlan {
+    members: Vec<Member>,
+    ws_base: String,
+    concurrency: usize,
+    body_size: usize,
+    run_id: String,
+    drain_us: u64,
+    clock: Clock,
+    total: u64,
+    ready: mpsc::Sender<Result<(), String>>,
+    start: oneshot::Receiver<Option<Schedule>>,
+}
+
+async fn thread_main(plan: ThreadPlan) -> Result<Tally, String> {
+    let client = crate::setup::client();
+    let ws_base = &plan.ws_base;
+    let client = &client;
+    let opened: Vec<Result<(Socket, String), String>> = stream::iter(plan.members.iter())
+        .map(|m| socket::connect(client, ws_base, &m.user.token))
+        .buffered(plan.concurrency.max(1))
+        .collect()
+        .await;
+    let mut sockets = Vec::with_capacity(opened.len());
+    let mut failures = BTreeMap::<String, u64>::new();
+    for result in opened {
+        match result {
+            Ok(pair) => sockets.push(pair),
+            Err(err) => *failures.entry(socket::error_key(&err)).or_default() += 1,
+        }
+    }
+    if !failures.is_empty() {
+        let err = format!("connect failed for {} clients: {failures:?}", failures.values().sum::<u64>());
+        let _ = plan.ready.send(Err(err.clone()));
+        return Err(err);
+    }
+    let _ = plan.ready.send(Ok(()));
+    let Ok(Some(schedule)) = plan.start.await else {
+        return Err("stopped before the start".into());
+    };
+
+    let clock = plan.clock;
+    let state = Rc::new(RefCell::new(State {
+        schedule,
+        clock,
+        run_id: plan.run_id.clone(),
+        recs: vec![Rec::default(); usize::try_from(plan.total).unwrap_or(0)],
+        complete: 0,
+        tally: Tally::default(),
+    }));
+    let mut mine = 0u64;
+    let pad: Rc<str> = "x".repeat(plan.body_size).into();
+    for (member, (socket, user_id)) in plan.members.into_iter().zip(sockets) {
+        let (sink, stream) = socket.split();
+        let (pong_tx, pong_rx) = local::unbounded_channel();
+        let alive = Rc::new(Cell::new(true));
+        actix_web::rt::spawn(reader(stream, pong_tx, user_id, state.clone(), alive.clone()));
+        if let Some(sends) = &member.sends {
+            mine += schedule.count_for(sends.first);
+        }
+        let writer = Writer {
+            sink,
+            sends: member.sends,
+            state: state.clone(),
+            alive,
+            pad: pad.clone(),
+            body_size: plan.body_size,
+            run_id: plan.run_id.clone(),
+        };
+        actix_web::rt::spawn(writer.run(pong_rx));
+    }
+
+    // Drain: until every message is answered and every acked one delivered, or the deadline.
+    let deadline = schedule.to_us + plan.drain_us;
+    let tick = std::time::Duration::from_millis(20);
+    loop {
+        tokio::time::sleep(tick).await;
+        let st = state.borrow();
+        let t = &st.tally;
+        let done = t.offered == mine && t.acked + t.refused == t.offered && st.complete == t.acked;
+        if done || (clock.now_us() >= deadline && t.offered == mine) {
+            break;
+        }
+    }
+    // Judge "lost" only for what was acked by now, after one more second for its deliveries.
+    // The answers count as they were at the end of the drain.
+    let (incomplete, unacked, acked, refused, errors) = {
+        let st = state.borrow();
+        let incomplete: Vec<usize> =
+            st.recs.iter().enumerate().filter(|(_, r)| r.acked && r.deliveries < r.expected).map(|(i, _)| i).collect();
+        let unacked = st.recs.iter().filter(|r| r.offered && !r.acked && !r.refused).count() as u64;
+        (incomplete, unacked, st.tally.acked, st.tally.refused, st.tally.errors.clone())
+    };
+    if !incomplete.is_empty() {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    let mut st = state.borrow_mut();
+    let lost = incomplete.iter().filter(|&&i| st.recs[i].deliveries < st.recs[i].expected).count() as u64;
+    let mut tally = std::mem::take(&mut st.tally);
+    tally.lost = lost;
+    tally.unacked = unacked;
+    (tally.acked, tally.refused, tally.errors) = (acked, refused, errors);
+    Ok(tally)
+}
+
+/// Reads one connection: acks, errors, deliveries; answers pings through the writer.
+async fn reader(
+    mut stream: SplitStream<Socket>,
+    pongs: local::UnboundedSender<Bytes>,
+    user_id: String,
+    state: Rc<RefCell<State>>,
+    alive: Rc<Cell<bool>>,
+) {
+    // The last seq this session saw, per conversation (a member has one or two).
+    let mut last_seq: Vec<(String, u64)> = Vec::new();
+    let mut close_code = 1006;
+    while let Some(frame) = stream.next().await {
+        match frame {
+            Ok(Frame::Text(bytes)) => on_text(&bytes, &user_id, &mut last_seq, &state),
+            Ok(Frame::Ping(payload)) => {
+                let _ = pongs.send(payload);
+            }
+            Ok(Frame::Close(reason)) => {
+                close_code = reason.map_or(1005, |r| u16::from(r.code));
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    alive.set(false);
+    let mut st = state.borrow_mut();
+    st.tally.disconnects += 1;
+    *st.tally.disconnect_codes.entry(close_code).or_default() += 1;
+}
+
+fn on_text(bytes: &[u8], user_id: &str, last_seq: &mut Vec<(String, u64)>, state: &RefCell<State>) {
+    let mut st = state.borrow_mut();
+    let now = st.clock.now_us();
+    let Ok(frame) = serde_json::from_slice::<Incoming>(bytes) else {
+        st.error("unparsable_frame");
+        return;
+    };
+    let data = frame.data.map_or("null", |d| d.get());
+    match &*frame.kind {
+        "ack" => {
+            if let Some(i) = frame.reference.as_deref().and_then(|r| r.parse::<usize>().ok()) {
+                st.on_ack(i, now);
+            }
+        }
+        "error" => {
+            let code = serde_json::from_str::<ErrorData>(data).map(|e| e.code.into_owned());
+            st.on_error(frame.reference.as_deref(), code.as_deref().unwrap_or("error"));
+        }
+        "message:new" => {
+            let Ok(new) = serde_json::from_str::<NewMessage>(data) else {
+                st.error("unparsable_message");
+                return;
+            };
+            let m = new.message;
+            st.tally.news += 1;
+            if st.schedule.measured(now) {
+                st.tally.news_measured += 1;
+            }
+            match last_seq.iter_mut().find(|(c, _)| *c == m.conversation_id) {
+                Some((_, last)) => {
+                    if m.seq <= *last {
+                        st.tally.order_violations += 1;
+                    }
+                    *last = m.seq;
+                }
+                None => last_seq.push((m.conversation_id.into_owned(), m.seq)),
+            }
+            // The sender's own echo is counted above but not timed.
+            if m.sender_id != user_id
+                && let Some(client_id) = m.client_id.as_deref()
+            {
+                st.on_delivery(client_id, now);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Writes one connection: its messages when due, and pongs.
+struct Writer {
+    sink: SplitSink<Socket, Message>,
+    sends: Option<Sends>,
+    state: Rc<RefCell<State>>,
+    alive: Rc<Cell<bool>>,
+    pad: Rc<str>,
+    body_size: usize,
+    run_id: String,
+}
+
+impl Writer {
+    async fn run(mut self, mut pongs: local::UnboundedReceiver<Bytes>) {
+        let (schedule, clock) = {
+            let st = self.state.borrow();
+            (st.schedule, st.clock)
+        };
+        let stride = schedule.senders;
+        let mut next = self.sends.as_ref().map_or(u64::MAX, |s| s.first);
+        let mut pongs_open = true;
+        let far = clock.instant(u64::MAX / 4);
+        while pongs_open || next < schedule.total {
+            let wake = if next < schedule.total { clock.instant(schedule.due_us(next)) } else { far };
+            tokio::select! {
+                biased;
+                pong = pongs.recv(), if pongs_open => match pong {
+                    Some(payload) => {
+                        if self.alive.get() && self.sink.send(Message::Pong(payload)).await.is_err() {
+                            self.alive.set(false);
+                        }
+                    }
+                    None => pongs_open = false,
+                },
+                () = tokio::time::sleep_until(wake), if next < schedule.total => {
+                    let now = clock.now_us();
+                    let mut wrote = false;
+                    while next < schedule.total && schedule.due_us(next) <= now {
+                        wrote |= self.send(next, &schedule, now).await;
+                        next += stride;
+                    }
+                    if wrote && self.sink.flush().await.is_err() {
+                        self.alive.set(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends message `i` (due at its scheduled time); whether it was written.
+    async fn send(&mut self, i: u64, schedule: &Schedule, now: u64) -> bool {
+        let Some(sends) = &self.sends else { return false };
+        let due = schedule.due_us(i);
+        {
+            let mut st = self.state.borrow_mut();
+            let idx = usize::try_from(i).unwrap_or(usize::MAX);
+            if let Some(rec) = st.recs.get_mut(idx) {
+                rec.offered = true;
+                rec.expected = sends.others;
+            }
+            st.tally.offered += 1;
+            if schedule.measured(due) {
+                st.tally.send_lag.push(lat(due, now));
+            }
+            if !self.alive.get() {
+                if let Some(rec) = st.recs.get_mut(idx) {
+                    rec.refused = true;
+                }
+                st.tally.refused += 1;
+                st.error("disconnected");
+                return false;
+            }
+        }
+        // The body starts with the index, then padding to --body-size characters.
+        let mut body = String::with_capacity(self.body_size + 24);
+        let _ = write!(body, "{i} ");
+        let room = self.body_size.saturating_sub(body.len());
+        body.push_str(&self.pad[..room]);
+        body.truncate(self.body_size.max(1));
+        let mut frame = String::with_capacity(body.len() + 160);
+        let _ = write!(
+            frame,
+            r#"{{"type":"message:send","ref":"{i}","data":{{"conversation_id":"{}","body":"{body}","client_id":"{}-{i}"}}}}"#,
+            sends.conversation, self.run_id
+        );
+        if self.sink.feed(Message::Text(frame.into())).await.is_err() {
+            self.alive.set(false);
+            let mut st = self.state.borrow_mut();
+            if let Some(rec) = st.recs.get_mut(usize::try_from(i).unwrap_or(usize::MAX)) {
+                rec.refused = true;
+            }
+            st.tally.refused += 1;
+            st.error("disconnected");
+            return false;
+        }
+        true
+    }
+}
