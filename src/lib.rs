@@ -10,7 +10,8 @@
 //! - [`error`]: the one error type, and how it maps to HTTP statuses and protocol codes.
 //! - [`types`]: typed ids and timestamps, usable as diesel types on both backends.
 //! - [`protocol`]: the wire objects, client commands, server events and frames.
-//! - [`store`]: the database behind a small async API; migrations per backend.
+//! - [`store`]: the database behind a small async API; migrations per backend; the group
+//!   committer, which commits the sends of many conversations in one transaction.
 //! - [`auth`]: tokens, passwords, and the `AuthUser` extractor.
 //! - [`actors`]: `WsSession` (one per socket), `ConversationActor` (one per active
 //!   conversation, found or started by the `Registry`), `Presence` (one per node).
@@ -18,9 +19,11 @@
 //! - [`state`]: what handlers and sessions share; [`rate_limit`]: messages per second per user.
 //!
 //! How a message flows: a client's `message:send` frame (or `POST …/messages`) reaches the
-//! conversation's actor, which commits it through the store (the database assigns `seq`),
-//! encodes `message:new` once, queues those bytes on every member session's outbox, and only
-//! then acknowledges. Reads (history, sync, lists) go to the store directly.
+//! conversation's actor, which hands it, with any other sends it has queued, to a lane of the
+//! group committer; the lane commits them in one transaction with the sends of other
+//! conversations (the database assigns `seq`). The actor then encodes `message:new` once,
+//! queues those bytes on every member session's outbox, and only then acknowledges. Reads
+//! (history, sync, lists) go to the store directly.
 
 pub mod actors;
 pub mod auth;
