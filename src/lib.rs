@@ -94,13 +94,11 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     let presence = Presence::new(store.clone(), Duration::from_millis(limits.presence_grace_ms)).start();
     let threads = config.conversation_threads.unwrap_or_else(Config::cores).max(1);
     let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
+    // SQLite has one writer at a time: more lanes would only wait for its lock.
+    let lanes = if matches!(url, DatabaseUrl::Sqlite(_)) { 1 } else { config.commit_lanes.max(1) };
     let committer = Committer::start(
-        store.clone(),
-        CommitterConfig {
-            lanes: if matches!(url, DatabaseUrl::Sqlite(_)) { 1 } else { config.commit_lanes },
-            max_batch: config.commit_batch.max(1),
-            deadline: limits.send_deadline(),
-        },
+        Store::open(&url, lanes, Duration::from_millis(config.db_timeout_ms))?,
+        CommitterConfig { lanes, max_batch: config.commit_batch.max(1), deadline: limits.send_deadline() },
         &arbiters.iter().map(Arbiter::handle).collect::<Vec<_>>(),
     );
     let deps = Deps { store: store.clone(), committer, presence: presence.clone(), limits: limits.clone() };

@@ -78,7 +78,11 @@ impl Store {
 
 /// The `seq` of each message: each conversation's counter moved from `last - count` to `last`,
 /// and its messages take the numbers in between in batch order.
-fn number(batch: &[NewMessage], counts: &BTreeMap<ConversationId, i64>, last: &HashMap<ConversationId, i64>) -> Vec<i64> {
+fn number(
+    batch: &[NewMessage],
+    counts: &BTreeMap<ConversationId, i64>,
+    last: &HashMap<ConversationId, i64>,
+) -> Vec<i64> {
     let mut next: HashMap<ConversationId, i64> = counts.iter().map(|(id, count)| (*id, last[id] - count + 1)).collect();
     batch
         .iter()
@@ -204,7 +208,10 @@ impl BatchSql for SyncConnectionWrapper<SqliteConnection> {
             let mut last = HashMap::with_capacity(counts.len());
             for (id, step) in &counts {
                 let seq: i64 = diesel::update(conversations::table.find(id))
-                    .set((conversations::last_seq.eq(conversations::last_seq + step), conversations::updated_at.eq(now)))
+                    .set((
+                        conversations::last_seq.eq(conversations::last_seq + step),
+                        conversations::updated_at.eq(now),
+                    ))
                     .returning(conversations::last_seq)
                     .get_result(conn)
                     .await?;

@@ -111,6 +111,12 @@ impl Store {
     /// Connects to the database, applies pending migrations and returns the store.
     pub async fn connect(url: &DatabaseUrl, pool_size: usize, timeout: Duration) -> Result<Store> {
         migrate::run(url).await?;
+        Store::open(url, pool_size, timeout)
+    }
+
+    /// A store of its own `pool_size` connections to an already migrated database: the group
+    /// committer writes through one, so that sends never wait for a connection behind reads.
+    pub fn open(url: &DatabaseUrl, pool_size: usize, timeout: Duration) -> Result<Store> {
         let pool = match url {
             DatabaseUrl::Postgres(url) => {
                 let mut config = ManagerConfig::default();
