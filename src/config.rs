@@ -54,7 +54,9 @@ pub struct Config {
     pub db_timeout_ms: u64,
 
     /// Group-commit transactions in flight at once on PostgreSQL (SQLite has one writer, so one).
-    #[arg(long, env = "PARLEY_COMMIT_LANES", default_value_t = 4)]
+    /// Fewer lanes make bigger batches, which cost the database less CPU per message; more lanes
+    /// suit a database with cores to spare (docs/BENCHMARKS.md measures 1, 2, 4 and 8).
+    #[arg(long, env = "PARLEY_COMMIT_LANES", default_value_t = 2)]
     pub commit_lanes: usize,
 
     /// Most messages committed in one group-commit transaction.
