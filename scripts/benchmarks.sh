@@ -55,7 +55,7 @@ stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""; }
 
 bench() {
   target/release/parley-bench --url "http://127.0.0.1:$PORT" --token-secret "$SECRET" --server-pid "$SERVER" "$@" \
-    | tail -n 1 | tee -a "$OUT"
+    | tail -n 1 | tee -a "$OUT" || { echo "parley-bench failed; the server said:" >&2; tail -n 20 "$WORK/server.log" >&2; }
 }
 
 for backend in $ONLY; do
