@@ -623,6 +623,8 @@ async fn a_slow_consumer_is_cut_off_without_slowing_the_sender(backend: Backend)
     let server = TestServer::start_with(backend, |config| {
         config.limits.rate_per_sec = 100_000.0;
         config.limits.rate_burst = 100_000.0;
+        // Alice sends as fast as acks come back, which is faster than a person's frame limit.
+        config.limits.max_frames_per_sec = 100_000.0;
         config.limits.outgoing_queue = 16;
         config.limits.close_timeout_ms = 500;
     })
