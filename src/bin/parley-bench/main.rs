@@ -7,6 +7,7 @@
 //! - `socket`: WebSocket connections and the few frame fields the bench reads.
 //! - `clock`: the shared monotonic clock and the send schedule.
 //! - `run`: the message mode (open loop, per-thread runtimes, acks, deliveries, drain).
+//! - `traffic`: one connection of the message mode: its reader and its writer.
 //! - `connections`: the connection mode (idle sockets held open).
 //! - `usage`: CPU and memory from /proc, the open-files limit.
 //! - `report`: the JSON line (stdout) and the table (stderr).
@@ -18,6 +19,7 @@ mod report;
 mod run;
 mod setup;
 mod socket;
+mod traffic;
 mod usage;
 
 use std::process::ExitCode;

@@ -5,34 +5,31 @@
 //! The conversations are dealt over `--threads` threads, each a single-threaded runtime that
 //! holds every member of its conversations: deliveries are matched to sends without locks.
 //! Each connection has a reader task (acks, errors, deliveries, pings) and a writer task that
-//! sleeps until its next message is due and sends everything due by then.
+//! sleeps until its next message is due and sends everything due by then (both in `traffic.rs`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::rc::Rc;
 use std::sync::mpsc;
 
-use actix_web::web::Bytes;
-use awc::ws::{Frame, Message};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt, stream};
+use futures_util::{StreamExt, stream};
 use tokio::sync::{mpsc as local, oneshot};
 
 use crate::clock::{Clock, Schedule};
 use crate::setup::{BenchConversation, BenchUser};
-use crate::socket::{self, ErrorData, Incoming, NewMessage, Socket};
+use crate::socket::{self, Socket};
+use crate::traffic::{Writer, reader};
 
 /// What one message became.
 #[derive(Debug, Default, Clone, Copy)]
-struct Rec {
-    offered: bool,
-    acked: bool,
+pub(crate) struct Rec {
+    pub(crate) offered: bool,
+    pub(crate) acked: bool,
     /// Refused by the server (an `error` reply) or never written (the connection was gone).
-    refused: bool,
+    pub(crate) refused: bool,
     /// Deliveries to the other members' sessions, and how many there should be.
-    deliveries: u16,
-    expected: u16,
+    pub(crate) deliveries: u16,
+    pub(crate) expected: u16,
 }
 
 /// The figures of one thread, merged into the run's at the end.
@@ -83,22 +80,22 @@ impl Tally {
 
 /// The state of one thread, shared by its tasks (one thread: `Rc<RefCell>`, borrowed briefly
 /// and never across an await).
-struct State {
-    schedule: Schedule,
-    clock: Clock,
-    run_id: String,
-    recs: Vec<Rec>,
+pub(crate) struct State {
+    pub(crate) schedule: Schedule,
+    pub(crate) clock: Clock,
+    pub(crate) run_id: String,
+    pub(crate) recs: Vec<Rec>,
     /// Messages acked whose every delivery has arrived.
-    complete: u64,
-    tally: Tally,
+    pub(crate) complete: u64,
+    pub(crate) tally: Tally,
 }
 
-fn lat(from: u64, to: u64) -> u32 {
+pub(crate) fn lat(from: u64, to: u64) -> u32 {
     u32::try_from(to.saturating_sub(from)).unwrap_or(u32::MAX)
 }
 
 impl State {
-    fn error(&mut self, code: &str) {
+    pub(crate) fn error(&mut self, code: &str) {
         match self.tally.errors.get_mut(code) {
             Some(n) => *n += 1,
             None => {
@@ -107,7 +104,7 @@ impl State {
         }
     }
 
-    fn on_ack(&mut self, i: usize, now: u64) {
+    pub(crate) fn on_ack(&mut self, i: usize, now: u64) {
         let due = self.schedule.due_us(i as u64);
         let Some(rec) = self.recs.get_mut(i) else { return };
         if !rec.offered || rec.acked || rec.refused {
@@ -126,7 +123,7 @@ impl State {
         }
     }
 
-    fn on_error(&mut self, reference: Option<&str>, code: &str) {
+    pub(crate) fn on_error(&mut self, reference: Option<&str>, code: &str) {
         self.error(code);
         let Some(i) = reference.and_then(|r| r.parse::<usize>().ok()) else { return };
         if let Some(rec) = self.recs.get_mut(i)
@@ -139,7 +136,7 @@ impl State {
         }
     }
 
-    fn on_delivery(&mut self, client_id: &str, now: u64) {
+    pub(crate) fn on_delivery(&mut self, client_id: &str, now: u64) {
         let Some(i) = client_id
             .strip_prefix(self.run_id.as_str())
             .and_then(|rest| rest.strip_prefix('-'))
@@ -166,11 +163,11 @@ struct Member {
 }
 
 /// Sender `first` of the run: it sends messages `first`, `first + senders`, ... to `conversation`.
-struct Sends {
-    first: u64,
-    conversation: String,
+pub(crate) struct Sends {
+    pub(crate) first: u64,
+    pub(crate) conversation: String,
     /// The other members, who should each get every message.
-    others: u16,
+    pub(crate) others: u16,
 }
 
 /// What the message mode measured.
@@ -392,181 +389,4 @@ async fn thread_main(plan: ThreadPlan) -> Result<Tally, String> {
     tally.unacked = unacked;
     (tally.acked, tally.refused, tally.errors) = (acked, refused, errors);
     Ok(tally)
-}
-
-/// Reads one connection: acks, errors, deliveries; answers pings through the writer.
-async fn reader(
-    mut stream: SplitStream<Socket>,
-    pongs: local::UnboundedSender<Bytes>,
-    user_id: String,
-    state: Rc<RefCell<State>>,
-    alive: Rc<Cell<bool>>,
-) {
-    // The last seq this session saw, per conversation (a member has one or two).
-    let mut last_seq: Vec<(String, u64)> = Vec::new();
-    let mut close_code = 1006;
-    while let Some(frame) = stream.next().await {
-        match frame {
-            Ok(Frame::Text(bytes)) => on_text(&bytes, &user_id, &mut last_seq, &state),
-            Ok(Frame::Ping(payload)) => {
-                let _ = pongs.send(payload);
-            }
-            Ok(Frame::Close(reason)) => {
-                close_code = reason.map_or(1005, |r| u16::from(r.code));
-                break;
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    alive.set(false);
-    let mut st = state.borrow_mut();
-    st.tally.disconnects += 1;
-    *st.tally.disconnect_codes.entry(close_code).or_default() += 1;
-}
-
-fn on_text(bytes: &[u8], user_id: &str, last_seq: &mut Vec<(String, u64)>, state: &RefCell<State>) {
-    let mut st = state.borrow_mut();
-    let now = st.clock.now_us();
-    let Ok(frame) = serde_json::from_slice::<Incoming>(bytes) else {
-        st.error("unparsable_frame");
-        return;
-    };
-    let data = frame.data.map_or("null", |d| d.get());
-    match &*frame.kind {
-        "ack" => {
-            if let Some(i) = frame.reference.as_deref().and_then(|r| r.parse::<usize>().ok()) {
-                st.on_ack(i, now);
-            }
-        }
-        "error" => {
-            let code = serde_json::from_str::<ErrorData>(data).map(|e| e.code.into_owned());
-            st.on_error(frame.reference.as_deref(), code.as_deref().unwrap_or("error"));
-        }
-        "message:new" => {
-            let Ok(new) = serde_json::from_str::<NewMessage>(data) else {
-                st.error("unparsable_message");
-                return;
-            };
-            let m = new.message;
-            st.tally.news += 1;
-            if st.schedule.measured(now) {
-                st.tally.news_measured += 1;
-            }
-            match last_seq.iter_mut().find(|(c, _)| *c == m.conversation_id) {
-                Some((_, last)) => {
-                    if m.seq <= *last {
-                        st.tally.order_violations += 1;
-                    }
-                    *last = m.seq;
-                }
-                None => last_seq.push((m.conversation_id.into_owned(), m.seq)),
-            }
-            // The sender's own echo is counted above but not timed.
-            if m.sender_id != user_id
-                && let Some(client_id) = m.client_id.as_deref()
-            {
-                st.on_delivery(client_id, now);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Writes one connection: its messages when due, and pongs.
-struct Writer {
-    sink: SplitSink<Socket, Message>,
-    sends: Option<Sends>,
-    state: Rc<RefCell<State>>,
-    alive: Rc<Cell<bool>>,
-    pad: Rc<str>,
-    body_size: usize,
-    run_id: String,
-}
-
-impl Writer {
-    async fn run(mut self, mut pongs: local::UnboundedReceiver<Bytes>) {
-        let (schedule, clock) = {
-            let st = self.state.borrow();
-            (st.schedule, st.clock)
-        };
-        let stride = schedule.senders;
-        let mut next = self.sends.as_ref().map_or(u64::MAX, |s| s.first);
-        let mut pongs_open = true;
-        let far = clock.instant(u64::MAX / 4);
-        while pongs_open || next < schedule.total {
-            let wake = if next < schedule.total { clock.instant(schedule.due_us(next)) } else { far };
-            tokio::select! {
-                biased;
-                pong = pongs.recv(), if pongs_open => match pong {
-                    Some(payload) => {
-                        if self.alive.get() && self.sink.send(Message::Pong(payload)).await.is_err() {
-                            self.alive.set(false);
-                        }
-                    }
-                    None => pongs_open = false,
-                },
-                () = tokio::time::sleep_until(wake), if next < schedule.total => {
-                    let now = clock.now_us();
-                    let mut wrote = false;
-                    while next < schedule.total && schedule.due_us(next) <= now {
-                        wrote |= self.send(next, &schedule, now).await;
-                        next += stride;
-                    }
-                    if wrote && self.sink.flush().await.is_err() {
-                        self.alive.set(false);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Sends message `i` (due at its scheduled time); whether it was written.
-    async fn send(&mut self, i: u64, schedule: &Schedule, now: u64) -> bool {
-        let Some(sends) = &self.sends else { return false };
-        let due = schedule.due_us(i);
-        {
-            let mut st = self.state.borrow_mut();
-            let idx = usize::try_from(i).unwrap_or(usize::MAX);
-            if let Some(rec) = st.recs.get_mut(idx) {
-                rec.offered = true;
-                rec.expected = sends.others;
-            }
-            st.tally.offered += 1;
-            if schedule.measured(due) {
-                st.tally.send_lag.push(lat(due, now));
-            }
-            if !self.alive.get() {
-                if let Some(rec) = st.recs.get_mut(idx) {
-                    rec.refused = true;
-                }
-                st.tally.refused += 1;
-                st.error("disconnected");
-                return false;
-            }
-        }
-        // The body starts with the index, then padding to --body-size characters.
-        let mut body = String::with_capacity(self.body_size + 24);
-        let _ = write!(body, "{i} ");
-        let room = self.body_size.saturating_sub(body.len());
-        body.push_str(&self.pad[..room]);
-        body.truncate(self.body_size.max(1));
-        let mut frame = String::with_capacity(body.len() + 160);
-        let _ = write!(
-            frame,
-            r#"{{"type":"message:send","ref":"{i}","data":{{"conversation_id":"{}","body":"{body}","client_id":"{}-{i}"}}}}"#,
-            sends.conversation, self.run_id
-        );
-        if self.sink.feed(Message::Text(frame.into())).await.is_err() {
-            self.alive.set(false);
-            let mut st = self.state.borrow_mut();
-            if let Some(rec) = st.recs.get_mut(usize::try_from(i).unwrap_or(usize::MAX)) {
-                rec.refused = true;
-            }
-            st.tally.refused += 1;
-            st.error("disconnected");
-            return false;
-        }
-        true
-    }
 }
