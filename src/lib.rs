@@ -41,7 +41,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Arbiter};
+use actix::{Actor, Arbiter, ArbiterHandle};
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 
@@ -94,15 +94,16 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     let presence = Presence::new(store.clone(), Duration::from_millis(limits.presence_grace_ms)).start();
     let threads = config.conversation_threads.unwrap_or_else(Config::cores).max(1);
     let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
+    let handles: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
     // SQLite has one writer at a time: more lanes would only wait for its lock.
     let lanes = if matches!(url, DatabaseUrl::Sqlite(_)) { 1 } else { config.commit_lanes.max(1) };
     let committer = Committer::start(
         Store::open(&url, lanes, Duration::from_millis(config.db_timeout_ms))?,
         CommitterConfig { lanes, max_batch: config.commit_batch.max(1), deadline: limits.send_deadline() },
-        &arbiters.iter().map(Arbiter::handle).collect::<Vec<_>>(),
+        &handles,
     );
     let deps = Deps { store: store.clone(), committer, presence: presence.clone(), limits: limits.clone() };
-    let registry = Registry::new(arbiters.iter().map(Arbiter::handle).collect(), deps);
+    let registry = Registry::new(handles, deps);
     let state = web::Data::new(AppState {
         store: store.clone(),
         presence: presence.clone(),

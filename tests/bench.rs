@@ -46,6 +46,9 @@ fn assert_clean(r: &Value, sent: u64) {
     }
 }
 
+/// 200 msg/s for 2 s after half a second of warm-up, then up to 5 s for the last deliveries.
+const SHORT_RUN: &[&str] = &["--rate", "200", "--warmup", "0.5", "--duration", "2", "--drain", "5"];
+
 /// 20 built-in accounts in 10 direct conversations, 200 msg/s (10/s per user, under the
 /// default 20): 2.5 s of sends, every one acked and delivered to the other member.
 async fn direct_conversations_of_built_in_accounts_are_all_acked_and_delivered(backend: Backend) {
@@ -53,20 +56,7 @@ async fn direct_conversations_of_built_in_accounts_are_all_acked_and_delivered(b
     let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let r = bench(
         &server,
-        &[
-            "--users",
-            "20",
-            "--rate",
-            "200",
-            "--warmup",
-            "0.5",
-            "--duration",
-            "2",
-            "--drain",
-            "5",
-            "--user-prefix",
-            &prefix,
-        ],
+        &["--users", "20", "--user-prefix", &prefix].iter().chain(SHORT_RUN).copied().collect::<Vec<_>>(),
     )
     .await;
     assert_clean(&r, 500);
@@ -102,22 +92,11 @@ async fn groups_of_signed_token_users_are_all_acked_and_delivered(backend: Backe
     let server = TestServer::start(backend).await;
     let r = bench(
         &server,
-        &[
-            "--users",
-            "20",
-            "--group-size",
-            "5",
-            "--token-secret",
-            SECRET,
-            "--rate",
-            "200",
-            "--warmup",
-            "0.5",
-            "--duration",
-            "2",
-            "--drain",
-            "5",
-        ],
+        &["--users", "20", "--group-size", "5", "--token-secret", SECRET]
+            .iter()
+            .chain(SHORT_RUN)
+            .copied()
+            .collect::<Vec<_>>(),
     )
     .await;
     assert_clean(&r, 500);

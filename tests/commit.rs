@@ -29,6 +29,24 @@ async fn pairs(server: &TestServer, count: usize) -> Vec<(String, Vec<(TestUser,
     pairs
 }
 
+/// Each user sends `each` messages ("m0", "m1", … with client_ids "USERNAME-k") without waiting
+/// for acks; per user, in the order of `pairs`, the (ref, client_id) of each send.
+async fn send_all(pairs: &mut [(String, Vec<(TestUser, Ws)>)], each: usize) -> Vec<Vec<(String, String)>> {
+    let mut refs = Vec::new();
+    for (conversation, users) in pairs.iter_mut() {
+        for (user, ws) in users.iter_mut() {
+            let mut mine = Vec::new();
+            for k in 0..each {
+                let client_id = format!("{}-{k}", user.username);
+                let data = json!({"conversation_id": conversation, "body": format!("m{k}"), "client_id": client_id});
+                mine.push((ws.command("message:send", data).await, client_id));
+            }
+            refs.push(mine);
+        }
+    }
+    refs
+}
+
 /// Every message of `conversation`, oldest first.
 async fn stored(server: &TestServer, user: &TestUser, conversation: &str) -> Vec<Value> {
     let (status, page) = server.get(Some(user), &format!("/api/conversations/{conversation}/messages?limit=200")).await;
@@ -52,19 +70,14 @@ async fn concurrent_sends_share_commits_and_each_conversation_stays_gapless(back
 
     // Every user sends all their messages without waiting for acks, and sends their first one
     // a second time at once (as a client resending after a reconnect would).
-    let mut refs: Vec<Vec<(String, String)>> = Vec::new();
+    let mut refs = send_all(&mut pairs, EACH).await;
+    let mut mine = refs.iter_mut();
     for (conversation, users) in &mut pairs {
         for (user, ws) in users.iter_mut() {
-            let mut mine = Vec::new();
-            for k in 0..EACH {
-                let client_id = format!("{}-{k}", user.username);
-                let data = json!({"conversation_id": conversation, "body": format!("m{k}"), "client_id": client_id});
-                mine.push((ws.command("message:send", data).await, client_id));
-            }
             let first = format!("{}-0", user.username);
             let data = json!({"conversation_id": conversation, "body": "m0", "client_id": first});
-            mine.push((ws.command("message:send", data).await, first));
-            refs.push(mine);
+            let reference = ws.command("message:send", data).await;
+            mine.next().expect("refs per user").push((reference, first));
         }
     }
 
@@ -159,18 +172,7 @@ async fn under_a_flood_each_send_is_stored_if_acked_and_absent_if_refused(backen
     })
     .await;
     let mut pairs = pairs(&server, PAIRS).await;
-    let mut refs: Vec<Vec<(String, String)>> = Vec::new();
-    for (conversation, users) in &mut pairs {
-        for (user, ws) in users.iter_mut() {
-            let mut mine = Vec::new();
-            for k in 0..EACH {
-                let client_id = format!("{}-{k}", user.username);
-                let data = json!({"conversation_id": conversation, "body": format!("m{k}"), "client_id": client_id});
-                mine.push((ws.command("message:send", data).await, client_id));
-            }
-            refs.push(mine);
-        }
-    }
+    let refs = send_all(&mut pairs, EACH).await;
     let (mut acked, mut refused) = (HashMap::new(), HashSet::new());
     let mut sockets = pairs.iter_mut().flat_map(|(_, users)| users.iter_mut());
     for mine in &refs {

@@ -24,7 +24,6 @@ use diesel::sqlite::SqliteConnection;
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use super::models::MessageInsert;
 use super::schema::{conversations, members, messages};
 use super::{Appended, NewMessage, Store, with_conn};
 use crate::error::{Error, Result};
@@ -92,20 +91,6 @@ fn number(
             *seq - 1
         })
         .collect()
-}
-
-fn insert_row(m: &NewMessage, id: MessageId, seq: i64, now: Timestamp) -> MessageInsert<'_> {
-    MessageInsert {
-        id,
-        conversation_id: m.conversation_id,
-        seq,
-        prev_seq: (seq > 1).then(|| seq - 1),
-        sender_id: m.sender,
-        kind: m.kind,
-        body: &m.body,
-        client_id: m.client_id.as_deref(),
-        created_at: now,
-    }
 }
 
 /// The writes of a batch, by backend.
@@ -220,7 +205,7 @@ impl BatchSql for SyncConnectionWrapper<SqliteConnection> {
             let seqs = number(batch, &counts, &last);
             let mut markers: BTreeMap<(ConversationId, UserId), i64> = BTreeMap::new();
             for ((m, id), seq) in batch.iter().zip(ids).zip(&seqs) {
-                diesel::insert_into(messages::table).values(insert_row(m, *id, *seq, now)).execute(conn).await?;
+                diesel::insert_into(messages::table).values(m.row(*id, *seq, now)).execute(conn).await?;
                 markers.insert((m.conversation_id, m.sender), *seq);
             }
             // One's own messages are never unread (PROTOCOL.md §2).

@@ -21,6 +21,23 @@ pub struct NewMessage {
     pub membership: Option<MembershipChange>,
 }
 
+impl NewMessage {
+    /// Its row, as message `seq` (the schema links each message to its predecessor).
+    pub(super) fn row(&self, id: MessageId, seq: i64, now: Timestamp) -> MessageInsert<'_> {
+        MessageInsert {
+            id,
+            conversation_id: self.conversation_id,
+            seq,
+            prev_seq: (seq > 1).then(|| seq - 1),
+            sender_id: self.sender,
+            kind: self.kind,
+            body: &self.body,
+            client_id: self.client_id.as_deref(),
+            created_at: now,
+        }
+    }
+}
+
 /// A change of members, committed in the same transaction as the system message announcing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MembershipChange {
@@ -103,17 +120,7 @@ impl Store {
                     }
                     None => {}
                 }
-                let row = MessageInsert {
-                    id,
-                    conversation_id: new.conversation_id,
-                    seq,
-                    prev_seq: (seq > 1).then(|| seq - 1),
-                    sender_id: new.sender,
-                    kind: new.kind,
-                    body: &new.body,
-                    client_id: new.client_id.as_deref(),
-                    created_at: now,
-                };
+                let row = new.row(id, seq, now);
                 diesel::insert_into(messages::table).values(&row).execute(conn).await?;
                 // One's own messages are never unread (PROTOCOL.md §2).
                 diesel::update(members::table.find((new.conversation_id, new.sender)))

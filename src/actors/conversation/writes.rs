@@ -104,10 +104,7 @@ impl ConversationActor {
         match write {
             // A standing queue: this send would likely miss the deadline, so it is refused now
             // rather than after waiting for it.
-            Write::Append { reply, .. } if self.backlogged() => {
-                metrics::counter!(crate::metrics::SENDS_SHED).increment(1);
-                drop(reply.send(Err(Error::Overloaded)));
-            }
+            Write::Append { reply, .. } if self.backlogged() => shed(reply),
             write => {
                 self.writes.push_back(write);
                 self.next_write(ctx);
@@ -130,8 +127,7 @@ impl ConversationActor {
             match self.writes.pop_front() {
                 Some(Write::Append { new, reply, since }) if new.membership.is_none() => {
                     if since.elapsed() > deadline {
-                        metrics::counter!(crate::metrics::SENDS_SHED).increment(1);
-                        drop(reply.send(Err(Error::Overloaded)));
+                        shed(reply);
                     } else {
                         sends.push((new, reply, since));
                     }
@@ -422,6 +418,12 @@ impl ConversationActor {
             act.flush_unread(ctx);
         }));
     }
+}
+
+/// Refuses a send that would miss the send deadline; it is counted.
+fn shed(reply: oneshot::Sender<Result<Msg>>) {
+    metrics::counter!(crate::metrics::SENDS_SHED).increment(1);
+    drop(reply.send(Err(Error::Overloaded)));
 }
 
 /// `user` left; `new_owner` (chosen by the store, in the same transaction) owns the group now.
