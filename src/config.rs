@@ -78,6 +78,9 @@ pub struct Config {
     #[command(flatten)]
     pub limits: Limits,
 
+    #[command(flatten)]
+    pub cluster: ClusterConfig,
+
     /// Test-only fault injection (`POST /api/admin/actors/conversations/{id}/fault`). Not a flag:
     /// only code that builds a `Config` itself (the tests) can turn it on.
     #[arg(skip)]
@@ -167,6 +170,34 @@ pub struct Limits {
     /// How long a closing session may take to write its close frame before the socket is cut.
     #[arg(long, env = "PARLEY_CLOSE_TIMEOUT_MS", default_value_t = 2_000)]
     pub close_timeout_ms: u64,
+}
+
+/// Several nodes on one PostgreSQL (issue 6, docs/DEPLOYMENT.md): the broker and its timings.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterConfig {
+    /// Redis for several nodes (`redis://HOST:6379/DB`): turns clustering on. Without it the
+    /// node works alone. Needs PostgreSQL: SQLite is for one node.
+    #[arg(long, env = "PARLEY_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel, so that several clusters can share one Redis.
+    #[arg(long, env = "PARLEY_REDIS_PREFIX", default_value = "parley")]
+    pub redis_prefix: String,
+
+    /// A node silent this long is dead: its users go offline on the other nodes. It renews its
+    /// lease every third of this.
+    #[arg(long, env = "PARLEY_NODE_TTL_MS", default_value_t = 10_000)]
+    pub node_ttl_ms: u64,
+
+    /// How long a node holds a message that arrived ahead of a missing `seq` before it fills
+    /// the gap from the database.
+    #[arg(long, env = "PARLEY_GAP_WAIT_MS", default_value_t = 200)]
+    pub gap_wait_ms: u64,
+
+    /// Events waiting to be published; while the broker is down or slow, newer events beyond
+    /// this are dropped (counted; clients fill gaps with `sync`).
+    #[arg(long, env = "PARLEY_BROKER_QUEUE", default_value_t = 65_536)]
+    pub broker_queue: usize,
 }
 
 impl Limits {

@@ -16,6 +16,8 @@
 //! - [`actors`]: `WsSession` (one per socket), `ConversationActor` (one per active
 //!   conversation, found or started by the `Registry`), `Presence` (one per node).
 //! - [`http`]: the route table and one module per resource.
+//! - [`cluster`]: several nodes on one PostgreSQL: the Redis broker that carries each node's
+//!   events to the others, cluster-wide presence and rates.
 //! - [`state`]: what handlers and sessions share; [`rate_limit`]: messages per second per user.
 //!
 //! How a message flows: a client's `message:send` frame (or `POST …/messages`) reaches the
@@ -27,6 +29,7 @@
 
 pub mod actors;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -50,6 +53,7 @@ use crate::actors::outbox::SocketGuard;
 use crate::actors::presence::{CloseAll, Presence};
 use crate::actors::registry::Registry;
 use crate::auth::{Auth, Keys};
+use crate::cluster::{Broker, Inbox};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::rate_limit::RateLimiter;
@@ -83,15 +87,25 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<()> {
 /// Builds everything and starts serving in the background (tests call this, on port 0).
 pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     let url = DatabaseUrl::parse(&config.database_url)?;
+    if config.cluster.redis_url.is_some() && matches!(url, DatabaseUrl::Sqlite(_)) {
+        return Err(Error::Internal(
+            "PARLEY_REDIS_URL is set but the database is SQLite: several nodes need PostgreSQL \
+             (SQLite is for one node; unset PARLEY_REDIS_URL to run alone)"
+                .into(),
+        ));
+    }
     let secret = auth::tokens::resolve_secret(config.jwt_secret.clone(), &url)?;
     let keys = Keys::new(&secret, config.jwt_public_key.as_deref(), config.token_ttl_secs)?;
     let store = Store::connect(&url, config.db_pool_size, Duration::from_millis(config.db_timeout_ms)).await?;
 
     let limits = Arc::new(config.limits.clone());
     crate::metrics::handle(); // installed before anything records
+    let node_id = uuid::Uuid::new_v4();
+    let broker = Broker::new(&config.cluster, node_id, (limits.rate_per_sec, limits.rate_burst))?;
     // Shared actors are started once, here, never inside the HttpServer factory (which runs
     // once per worker).
-    let presence = Presence::new(store.clone(), Duration::from_millis(limits.presence_grace_ms)).start();
+    let presence =
+        Presence::new(store.clone(), broker.clone(), Duration::from_millis(limits.presence_grace_ms)).start();
     let threads = config.conversation_threads.unwrap_or_else(Config::cores).max(1);
     let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
     let handles: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
@@ -99,18 +113,27 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     let lanes = if matches!(url, DatabaseUrl::Sqlite(_)) { 1 } else { config.commit_lanes.max(1) };
     let committer = Committer::start(
         Store::open(&url, lanes, Duration::from_millis(config.db_timeout_ms))?,
+        broker.clone(),
         CommitterConfig { lanes, max_batch: config.commit_batch.max(1), deadline: limits.send_deadline() },
         &handles,
     );
-    let deps = Deps { store: store.clone(), committer, presence: presence.clone(), limits: limits.clone() };
+    let deps = Deps {
+        store: store.clone(),
+        committer,
+        presence: presence.clone(),
+        broker: broker.clone(),
+        limits: limits.clone(),
+    };
     let registry = Registry::new(handles, deps);
+    broker.start(Inbox { registry: registry.clone(), presence: presence.clone() });
     let state = web::Data::new(AppState {
         store: store.clone(),
         presence: presence.clone(),
         registry,
         limits: limits.clone(),
         rate: RateLimiter::new(limits.rate_per_sec, limits.rate_burst),
-        node_id: uuid::Uuid::new_v4(),
+        broker,
+        node_id,
         started_at: Timestamp::now(),
         admin_users: config.admin_users.clone(),
         origins: http::origin::OriginPolicy::new(&config.allowed_origins),

@@ -25,6 +25,16 @@ pub const ACTOR_RESTARTS: &str = "parley_actor_restarts_total";
 pub const CONNECTIONS: &str = "parley_connections_total";
 /// WebSocket sessions opened.
 pub const SESSIONS_OPENED: &str = "parley_sessions_opened_total";
+/// Cluster events published to the broker, received from other nodes, and dropped unpublished
+/// (broker down or its queue full).
+pub const BROKER_PUBLISHED: &str = "parley_broker_published_total";
+pub const BROKER_RECEIVED: &str = "parley_broker_received_total";
+pub const BROKER_DROPPED: &str = "parley_broker_dropped_total";
+/// Gaps in a conversation's `seq` filled from the database (an event of another node was late
+/// or lost).
+pub const GAP_FILLS: &str = "parley_gap_fills_total";
+/// 1 while the broker is connected; 0 while it is down (absent on a node alone).
+pub const BROKER_UP: &str = "parley_broker_up";
 /// Gauges set at scrape time.
 pub const SESSIONS: &str = "parley_sessions";
 pub const ONLINE_USERS: &str = "parley_online_users";

@@ -7,6 +7,7 @@ use actix::Addr;
 
 use crate::actors::presence::{Online, Presence};
 use crate::actors::registry::Registry;
+use crate::cluster::Broker;
 use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::protocol;
@@ -23,6 +24,7 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub limits: Arc<Limits>,
     pub rate: RateLimiter,
+    pub broker: Broker,
     pub node_id: uuid::Uuid,
     pub started_at: Timestamp,
     pub admin_users: Vec<String>,
@@ -58,11 +60,16 @@ impl AppState {
         if users.len() > self.limits.max_batch {
             return Err(Error::bad_request(format!("ask about at most {} users at once", self.limits.max_batch)));
         }
-        let online = self
+        let here = self
             .presence
             .send(Online { users: users.to_vec() })
             .await
             .map_err(|_| Error::Unavailable("presence is restarting".into()))?;
+        // In a cluster the broker knows every node's users; while it is down, this node's view.
+        let online = match self.broker.online(users).await {
+            Some(anywhere) => here.iter().zip(anywhere).map(|(here, anywhere)| *here || anywhere).collect(),
+            None => here,
+        };
         let rows = self.store.users(users).await?;
         let now = Timestamp::now();
         Ok(users

@@ -2,7 +2,9 @@
 //!
 //! It says when a user comes online (first session) and goes offline (last session gone for a
 //! grace period, so that a reload does not flap), persists `last_seen_at`, and tells the users
-//! who share a conversation. It also tells live conversation actors which sessions belong to
+//! who share a conversation. In a cluster the broker decides what "first" and "last" mean: a
+//! user is online while any node holds a session of theirs, and the node that sees the change
+//! announces it to every node (`crate::cluster`). It also tells live conversation actors which sessions belong to
 //! their members ([`Watch`]), so that a broadcast never has to ask anyone. It is consulted on
 //! connect, disconnect and actor start: never per message.
 
@@ -13,12 +15,14 @@ use actix::WeakRecipient;
 use actix::prelude::*;
 
 use super::outbox::SessionHandle;
+use crate::cluster::{Broker, ClusterEvent, Header, WentOffline};
 use crate::protocol::{Event, Frame, Presence as PresenceData};
 use crate::store::Store;
 use crate::types::{ConversationId, SessionId, Timestamp, UserId};
 
 pub struct Presence {
     store: Store,
+    broker: Broker,
     grace: Duration,
     users: HashMap<UserId, UserEntry>,
     /// The conversation actors that want to hear about a user's sessions.
@@ -33,8 +37,43 @@ struct UserEntry {
 }
 
 impl Presence {
-    pub fn new(store: Store, grace: Duration) -> Self {
-        Presence { store, grace, users: HashMap::new(), watchers: HashMap::new() }
+    pub fn new(store: Store, broker: Broker, grace: Duration) -> Self {
+        Presence { store, broker, grace, users: HashMap::new(), watchers: HashMap::new() }
+    }
+
+    /// A user's first session here: online, unless the broker says they already were elsewhere.
+    fn came_online(&mut self, user: UserId, ctx: &mut Context<Self>) {
+        if !self.broker.is_clustered() {
+            return self.announce(user, true, Timestamp::now(), false, ctx);
+        }
+        let broker = self.broker.clone();
+        ctx.spawn(async move { broker.joined(user).await }.into_actor(self).map(move |first, act, ctx| {
+            // `None`: the broker is down; this node's view is all there is.
+            if first != Some(false) {
+                act.changed(user, true, Timestamp::now(), ctx);
+            }
+        }));
+    }
+
+    /// A user's last session here is gone (past the grace period): offline, unless the broker
+    /// says they still have sessions elsewhere.
+    fn went_offline(&mut self, user: UserId, ctx: &mut Context<Self>) {
+        if !self.broker.is_clustered() {
+            return self.announce(user, false, Timestamp::now(), true, ctx);
+        }
+        let broker = self.broker.clone();
+        let at = Timestamp::now();
+        ctx.spawn(async move { broker.left(user).await }.into_actor(self).map(move |last, act, ctx| {
+            if last != Some(false) {
+                act.changed(user, false, at, ctx);
+            }
+        }));
+    }
+
+    /// A change in the cluster that this node saw first: announced here and on every node.
+    fn changed(&mut self, user: UserId, online: bool, at: Timestamp, ctx: &mut Context<Self>) {
+        self.broker.publish(ClusterEvent::new(Header::Presence { user, online, at }));
+        self.announce(user, online, at, !online, ctx);
     }
 
     fn notify_watchers(&mut self, user: UserId, change: MemberSessions) {
@@ -52,14 +91,22 @@ impl Presence {
         }
     }
 
-    /// Tells everyone who shares a conversation with `user` (and has a session here).
-    fn announce(&mut self, user: UserId, online: bool, last_seen_at: Timestamp, ctx: &mut Context<Self>) {
+    /// Tells everyone who shares a conversation with `user` (and has a session here); with
+    /// `persist`, first stores `last_seen_at`.
+    fn announce(
+        &mut self,
+        user: UserId,
+        online: bool,
+        last_seen_at: Timestamp,
+        persist: bool,
+        ctx: &mut Context<Self>,
+    ) {
         let frame: Frame =
             Event::PresenceUpdated(&PresenceData { user_id: user, online, last_seen_at: Some(last_seen_at) }).encode();
         let store = self.store.clone();
         ctx.spawn(
             async move {
-                if !online && let Err(err) = store.set_last_seen(user, last_seen_at).await {
+                if persist && let Err(err) = store.set_last_seen(user, last_seen_at).await {
                     log::warn!("presence: cannot store last_seen_at of {user}: {err}");
                 }
                 store.contacts(user).await
@@ -111,7 +158,7 @@ impl Handler<Connect> for Presence {
         entry.sessions.push(msg.session.clone());
         self.notify_watchers(user, MemberSessions::Joined(msg.session));
         if came_online {
-            self.announce(user, true, Timestamp::now(), ctx);
+            self.came_online(user, ctx);
         }
     }
 }
@@ -138,7 +185,7 @@ impl Handler<Disconnect> for Presence {
             entry.going_offline = Some(ctx.run_later(self.grace, move |act, ctx| {
                 if act.users.get(&user).is_some_and(|e| e.sessions.is_empty()) {
                     act.users.remove(&user);
-                    act.announce(user, false, Timestamp::now(), ctx);
+                    act.went_offline(user, ctx);
                 }
             }));
         }
@@ -216,8 +263,8 @@ impl Handler<Online> for Presence {
     }
 }
 
-/// Delivers one frame to every session of `users` (events about a conversation that has no
-/// live actor, such as its creation).
+/// Delivers one frame to every session of `users`, on every node (events about a conversation
+/// that has no live actor, such as its creation).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct DeliverTo {
@@ -229,11 +276,80 @@ impl Handler<DeliverTo> for Presence {
     type Result = ();
 
     fn handle(&mut self, msg: DeliverTo, _: &mut Self::Context) {
-        for user in &msg.users {
+        self.deliver_here(&msg.users, &msg.frame);
+        self.broker.publish(ClusterEvent::with_frame(Header::Deliver { users: msg.users }, msg.frame));
+    }
+}
+
+/// [`DeliverTo`] from another node: this node's sessions only.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeliverHere {
+    pub users: Vec<UserId>,
+    pub frame: Frame,
+}
+
+impl Handler<DeliverHere> for Presence {
+    type Result = ();
+
+    fn handle(&mut self, msg: DeliverHere, _: &mut Self::Context) {
+        self.deliver_here(&msg.users, &msg.frame);
+    }
+}
+
+impl Presence {
+    fn deliver_here(&self, users: &[UserId], frame: &Frame) {
+        for user in users {
             for session in self.users.get(user).map_or(&[][..], |e| &e.sessions) {
-                session.deliver(&msg.frame);
+                session.deliver(frame);
             }
         }
+    }
+}
+
+/// Another node saw a user come online or go offline in the cluster: tell their contacts here.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Announce {
+    pub user: UserId,
+    pub online: bool,
+    pub at: Timestamp,
+}
+
+impl Handler<Announce> for Presence {
+    type Result = ();
+
+    fn handle(&mut self, msg: Announce, ctx: &mut Self::Context) {
+        self.announce(msg.user, msg.online, msg.at, false, ctx);
+    }
+}
+
+/// The broker found a user online nowhere (their node died, or they left while the broker was
+/// away): this node records and announces it for the whole cluster.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Offline(pub WentOffline);
+
+impl Handler<Offline> for Presence {
+    type Result = ();
+
+    fn handle(&mut self, Offline(gone): Offline, ctx: &mut Self::Context) {
+        if !self.users.contains_key(&gone.user) {
+            self.changed(gone.user, false, gone.at, ctx);
+        }
+    }
+}
+
+/// The users with sessions here (those inside the grace period included), for the broker.
+#[derive(Message)]
+#[rtype(result = "Vec<UserId>")]
+pub struct LocalUsers;
+
+impl Handler<LocalUsers> for Presence {
+    type Result = MessageResult<LocalUsers>;
+
+    fn handle(&mut self, _: LocalUsers, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.users.keys().copied().collect())
     }
 }
 

@@ -15,7 +15,7 @@ use actix::WeakAddr;
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
 
-use super::conversation::{ConversationActor, Deps, Stats};
+use super::conversation::{ConversationActor, Deps, Remote, Stats};
 use crate::error::{Error, Result};
 use crate::types::ConversationId;
 
@@ -67,6 +67,13 @@ impl Registry {
         });
         actors.insert(id, Entry { addr: addr.clone(), queued: queued.clone(), restarts });
         Ok(ConversationRef { addr, queued, capacity: self.deps.limits.conversation_mailbox })
+    }
+
+    /// Hands an event of another node to the actor of `id`, started if there is none (it
+    /// loads, then takes the event: its sessions here must hear of it).
+    pub fn remote(self: &Arc<Self>, id: ConversationId, event: crate::cluster::ClusterEvent) -> Result<()> {
+        self.get(id)?.addr.do_send(Remote(event));
+        Ok(())
     }
 
     /// The actor of `id` if one is live; never starts one.

@@ -18,6 +18,7 @@ pub async fn actors(app: web::Data<AppState>, caller: AuthUser) -> Result<HttpRe
     let conversations = app.registry.stats().await;
     Ok(HttpResponse::Ok().json(json!({
         "node_id": app.node_id,
+        "broker": { "state": app.broker.state() },
         "started_at": app.started_at,
         "sessions": { "count": presence.sessions, "users": presence.users },
         "presence": { "online_users": presence.online_users },

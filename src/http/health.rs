@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use crate::cluster::BrokerState;
 use crate::error::Result;
 use crate::protocol::PROTOCOL_VERSION;
 use crate::state::AppState;
@@ -57,7 +58,17 @@ pub async fn metrics(app: web::Data<AppState>) -> Result<HttpResponse> {
 }
 
 /// GET /readyz: the database answers (migrations ran before the server started listening).
+/// In a cluster it also says whether the broker is up; a node whose broker is down still
+/// serves its own sessions, so it answers 200 ("degraded"): a 503 would take every node out of
+/// the balancer at once.
 pub async fn readyz(app: web::Data<AppState>) -> Result<HttpResponse> {
     app.store.ping().await?;
-    Ok(HttpResponse::Ok().json(json!({ "status": "ready", "database": app.store.backend_name() })))
+    let broker = app.broker.state();
+    let status = if broker == BrokerState::Down { "degraded" } else { "ready" };
+    Ok(HttpResponse::Ok().json(json!({
+        "status": status,
+        "database": app.store.backend_name(),
+        "broker": broker,
+        "node_id": app.node_id,
+    })))
 }

@@ -9,6 +9,9 @@
 //!
 //! Several lanes commit in parallel (a conversation always uses the same one), so a commit's
 //! round trips and its fsync overlap with the next batch's.
+//!
+//! In a cluster, a lane also takes the senders' tokens from their rate buckets in Redis, once
+//! per batch, so that a user's rate holds across nodes without a round trip per message.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Appended, NewMessage, Store};
+use crate::cluster::Broker;
 use crate::error::{Error, Result};
 use crate::types::ConversationId;
 
@@ -51,13 +55,13 @@ struct Job {
 impl Committer {
     /// Starts the lanes, spread over `arbiters` (those of the conversation actors: the lanes'
     /// work is per message, so it should not all land on one thread).
-    pub fn start(store: Store, config: CommitterConfig, arbiters: &[ArbiterHandle]) -> Committer {
+    pub fn start(store: Store, broker: Broker, config: CommitterConfig, arbiters: &[ArbiterHandle]) -> Committer {
         let lanes: Vec<_> = (0..config.lanes.max(1))
             .map(|lane| {
                 // Each conversation has at most one job in flight, so jobs waiting are bounded by
                 // the live conversations; the capacity only bounds a burst of new ones.
                 let (tx, rx) = mpsc::channel(4096);
-                arbiters[lane % arbiters.len()].spawn(run_lane(store.clone(), rx, config));
+                arbiters[lane % arbiters.len()].spawn(run_lane(store.clone(), broker.clone(), rx, config));
                 tx
             })
             .collect();
@@ -90,7 +94,7 @@ impl Committer {
     }
 }
 
-async fn run_lane(store: Store, mut jobs: mpsc::Receiver<Job>, config: CommitterConfig) {
+async fn run_lane(store: Store, broker: Broker, mut jobs: mpsc::Receiver<Job>, config: CommitterConfig) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         let mut size = batch[0].messages.len();
@@ -118,7 +122,7 @@ async fn run_lane(store: Store, mut jobs: mpsc::Receiver<Job>, config: Committer
         let size = messages.len();
         metrics::histogram!(crate::metrics::COMMIT_BATCH).record(size as f64);
         // A panic must not take the lane down with it: every later job would hang.
-        let results = match AssertUnwindSafe(commit(&store, messages)).catch_unwind().await {
+        let results = match AssertUnwindSafe(commit_permitted(&store, &broker, messages)).catch_unwind().await {
             Ok(results) => results,
             Err(_) => {
                 log::error!("the committer panicked on a batch of {size} messages");
@@ -130,6 +134,29 @@ async fn run_lane(store: Store, mut jobs: mpsc::Receiver<Job>, config: Committer
             let _ = job.reply.send(results.by_ref().take(count).collect());
         }
     }
+}
+
+/// Commits the messages whose senders are within their rate across the cluster; the others
+/// are refused (`rate_limited`). On a node alone, or with the broker down, the node's own
+/// limiter (which every send passed before it was queued) is the only one.
+async fn commit_permitted(store: &Store, broker: &Broker, messages: Vec<NewMessage>) -> Vec<Result<Appended>> {
+    if !broker.is_clustered() {
+        return commit(store, messages).await;
+    }
+    let senders: Vec<_> = messages.iter().map(|m| m.sender).collect();
+    let Some(waits) = broker.take_tokens(&senders).await else {
+        return commit(store, messages).await;
+    };
+    let permitted: Vec<_> =
+        messages.into_iter().zip(&waits).filter(|(_, wait)| wait.is_none()).map(|(m, _)| m).collect();
+    let mut committed = if permitted.is_empty() { Vec::new() } else { commit(store, permitted).await }.into_iter();
+    waits
+        .into_iter()
+        .map(|wait| match wait {
+            Some(retry_after_ms) => Err(Error::RateLimited { retry_after_ms }),
+            None => committed.next().unwrap_or_else(|| Err(Error::Internal("a commit result is missing".into()))),
+        })
+        .collect()
 }
 
 /// One transaction for the batch; if it fails for a reason other than the database being

@@ -13,6 +13,8 @@
 //! `writes.rs`: the write queue and what follows a commit. In `requests.rs`: the messages it
 //! answers.
 
+mod order;
+mod remote;
 mod requests;
 mod writes;
 
@@ -27,12 +29,14 @@ use actix::prelude::*;
 use super::outbox::SessionHandle;
 use super::presence::{Presence, Unwatch, Watch};
 use super::registry::Registry;
+use crate::cluster::{Broker, ClusterEvent, Header};
 use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::protocol::{ConversationKind, Event, Frame, Role};
 use crate::store::{Committer, Store};
 use crate::types::{ConversationId, Timestamp, UserId};
 
+pub use remote::Remote;
 pub use requests::{ActorStats, AddMember, InjectFault, MarkRead, RemoveMember, SendMessage, Stats, Typing, Typists};
 use writes::{Reply, UnreadUpdates, Write};
 
@@ -42,6 +46,7 @@ pub struct Deps {
     pub store: Store,
     pub committer: Committer,
     pub presence: Addr<Presence>,
+    pub broker: Broker,
     pub limits: Arc<Limits>,
 }
 
@@ -56,6 +61,8 @@ pub struct ConversationActor {
     /// The reply of the write being committed, if any.
     in_flight: Option<Reply>,
     unread: UnreadUpdates,
+    /// Delivery in `seq` order when other nodes commit too.
+    order: order::Sequencer,
     typing_ticker: Option<SpawnHandle>,
     started_at: Timestamp,
     last_activity: (Instant, Timestamp),
@@ -77,6 +84,8 @@ enum State {
 struct Live {
     kind: ConversationKind,
     last_seq: i64,
+    /// `last_seq` when the actor loaded.
+    loaded_seq: i64,
     members: HashMap<UserId, MemberState>,
     /// Typists and when their typing ends by itself.
     typing: HashMap<UserId, Instant>,
@@ -109,6 +118,7 @@ impl ConversationActor {
             writes: VecDeque::new(),
             in_flight: None,
             unread: UnreadUpdates::default(),
+            order: order::Sequencer::default(),
             typing_ticker: None,
             started_at: now,
             last_activity: (Instant::now(), now),
@@ -141,8 +151,13 @@ impl ConversationActor {
                         (m.user_id, MemberState { role: m.role, last_read_seq: m.last_read_seq, sessions })
                     })
                     .collect();
-                act.state =
-                    State::Live(Live { kind: row.kind, last_seq: row.last_seq, members, typing: HashMap::new() });
+                act.state = State::Live(Live {
+                    kind: row.kind,
+                    last_seq: row.last_seq,
+                    loaded_seq: row.last_seq,
+                    members,
+                    typing: HashMap::new(),
+                });
                 act.next_write(ctx);
             }
             Ok(None) => {
@@ -212,9 +227,21 @@ impl ConversationActor {
         sessions
     }
 
+    /// A member of this node starts or stops typing: shown here and on every node.
     fn set_typing(&mut self, user: UserId, typing: bool, ctx: &mut Context<Self>) -> Result<()> {
+        self.live_for(user)?;
+        // Every start is passed on, not only changes: it renews the other nodes' timeout too.
+        if self.apply_typing(user, typing, ctx) || typing {
+            self.deps.broker.publish(ClusterEvent::new(Header::Typing { conversation: self.id, user, typing }));
+        }
+        Ok(())
+    }
+
+    /// Records that `user` types or stopped, and tells the sessions here; says whether that
+    /// changed anything.
+    fn apply_typing(&mut self, user: UserId, typing: bool, ctx: &mut Context<Self>) -> bool {
         let timeout = self.deps.limits.typing_timeout();
-        let live = self.live_for(user)?;
+        let State::Live(live) = &mut self.state else { return false };
         let changed = if typing {
             live.typing.insert(user, Instant::now() + timeout).is_none()
         } else {
@@ -231,7 +258,7 @@ impl ConversationActor {
             let tick = (timeout / 10).max(Duration::from_millis(50));
             self.typing_ticker = Some(ctx.run_interval(tick, |act, ctx| act.expire_typing(ctx)));
         }
-        Ok(())
+        changed
     }
 
     fn expire_typing(&mut self, ctx: &mut Context<Self>) {
@@ -321,6 +348,7 @@ impl Supervised for ConversationActor {
         self.state = State::Loading;
         self.typing_ticker = None;
         self.unread = UnreadUpdates::default();
+        self.order = order::Sequencer::default();
         self.interrupt_write();
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 
 use super::{ConversationActor, MemberState, State};
 use crate::actors::presence::{DeliverTo, Unwatch, Watch};
+use crate::cluster::{Change, ClusterEvent, Header};
 use crate::error::{Error, Result};
 use crate::protocol::{Event, Message as Msg, ReadState, Role};
 use crate::store::{Appended, MembershipChange, NewMessage};
@@ -242,10 +243,9 @@ impl ConversationActor {
         }));
     }
 
-    /// `message:new` to every member session, the sender's own included; counted.
-    fn broadcast_message(&self, frame: &crate::protocol::Frame) {
+    /// `message:new` to every member session here, the sender's own included; counted.
+    pub(super) fn broadcast_message(&self, frame: &crate::protocol::Frame) {
         let sessions = self.broadcast(frame, None);
-        metrics::counter!(crate::metrics::MESSAGES_SENT).increment(1);
         metrics::counter!(crate::metrics::MESSAGES_DELIVERED).increment(sessions as u64);
     }
 
@@ -277,10 +277,16 @@ impl ConversationActor {
             );
         }
         self.queue_unread(sender, ctx);
+        metrics::counter!(crate::metrics::MESSAGES_SENT).increment(1);
         let frame = Event::MessageNew { message: &message }.encode();
+        let change = membership.map(|change| Change::new(change, appended.new_owner));
+        self.deps.broker.publish(ClusterEvent::with_frame(
+            Header::Message { conversation: id, seq, sender, change },
+            frame.clone(),
+        ));
         match membership {
             None => {
-                self.broadcast_message(&frame);
+                self.deliver_in_order(seq, frame, ctx);
                 let _ = reply.send(Ok(message));
             }
             Some(MembershipChange::Add(user)) => {
@@ -288,18 +294,18 @@ impl ConversationActor {
                 // for Presence (nothing else of this conversation runs meanwhile).
                 let watch =
                     Watch { conversation: id, users: vec![user], watcher: ctx.address().downgrade().recipient() };
-                ctx.wait(self.deps.presence.send(watch).into_actor(self).map(move |sessions, act, _| {
+                ctx.wait(self.deps.presence.send(watch).into_actor(self).map(move |sessions, act, ctx| {
                     if let State::Live(live) = &mut act.state {
                         let sessions = sessions.ok().and_then(|mut s| s.remove(&user)).unwrap_or_default();
                         live.members.insert(user, MemberState { role: Role::Member, last_read_seq: seq - 1, sessions });
                     }
-                    act.broadcast_message(&frame);
+                    act.deliver_in_order(seq, frame, ctx);
                     act.announce_membership(MembershipChange::Add(user));
                     let _ = reply.send(Ok(message));
                 }));
             }
             Some(MembershipChange::Remove(user)) => {
-                self.broadcast_message(&frame); // the leaver sees their leaving too
+                self.deliver_in_order(seq, frame, ctx); // the leaver sees their leaving too
                 live_members_remove(&mut self.state, user, appended.new_owner);
                 self.deps.presence.do_send(Unwatch { conversation: id, users: vec![user] });
                 self.announce_membership(MembershipChange::Remove(user));
@@ -347,13 +353,28 @@ impl ConversationActor {
         if !moved {
             return Ok(state);
         }
-        let unread =
-            Event::UnreadUpdated { conversation_id: id, unread_count: state.unread_count, total_unread }.encode();
+        self.deps.broker.publish(ClusterEvent::new(Header::Read {
+            conversation: id,
+            user,
+            seq,
+            unread_count: state.unread_count,
+            total_unread,
+        }));
+        self.read_moved(user, seq, state.unread_count, total_unread);
+        Ok(state)
+    }
+
+    /// `unread:updated` to the reader's sessions here, `read:updated` to every member's.
+    pub(super) fn read_moved(&mut self, user: UserId, seq: i64, unread_count: i64, total_unread: i64) {
+        let id = self.id;
+        let State::Live(live) = &mut self.state else { return };
+        let Some(member) = live.members.get_mut(&user) else { return };
+        member.last_read_seq = member.last_read_seq.max(seq);
+        let unread = Event::UnreadUpdated { conversation_id: id, unread_count, total_unread }.encode();
         for session in &member.sessions {
             session.deliver(&unread);
         }
         self.broadcast(&Event::ReadUpdated { conversation_id: id, user_id: user, last_read_seq: seq }.encode(), None);
-        Ok(state)
     }
 
     /// After a send: the other online members' unread counts changed.
@@ -427,7 +448,7 @@ fn shed(reply: oneshot::Sender<Result<Msg>>) {
 }
 
 /// `user` left; `new_owner` (chosen by the store, in the same transaction) owns the group now.
-fn live_members_remove(state: &mut State, user: UserId, new_owner: Option<UserId>) {
+pub(super) fn live_members_remove(state: &mut State, user: UserId, new_owner: Option<UserId>) {
     if let State::Live(live) = state {
         live.members.remove(&user);
         live.typing.remove(&user);

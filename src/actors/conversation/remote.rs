@@ -1,0 +1,106 @@
+//! What another node committed in this conversation, as its actor here applies it: the live
+//! state follows (last seq, members, read markers, typing), and this node's sessions are told,
+//! exactly as if the write had been made here. Nothing is written and nothing is published
+//! again: the node that committed did both.
+
+use actix::prelude::*;
+
+use super::writes::live_members_remove;
+use super::{ConversationActor, MemberState, State};
+use crate::actors::presence::{Unwatch, Watch};
+use crate::cluster::{Change, ClusterEvent, Header};
+use crate::protocol::{Event, Frame, Role};
+use crate::types::UserId;
+
+/// An event of another node about this conversation (from the broker, through the registry).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Remote(pub ClusterEvent);
+
+impl Handler<Remote> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, Remote(event): Remote, ctx: &mut Self::Context) {
+        if self.retired {
+            // Retiring: the registry has forgotten this actor, so a fresh one takes the event.
+            if let Some(registry) = self.registry.upgrade()
+                && let Err(err) = registry.remote(self.id, event)
+            {
+                log::warn!("conversation {}: an event of another node is lost: {err}", self.id);
+            }
+            return;
+        }
+        if !matches!(self.state, State::Live(_)) {
+            return; // missing or unreadable here: sessions `sync` once it is back
+        }
+        self.touch();
+        let _ = self.guarded(ctx, |act, ctx| act.remote(event, ctx));
+    }
+}
+
+impl ConversationActor {
+    fn remote(&mut self, event: ClusterEvent, ctx: &mut Context<Self>) {
+        match (event.header, event.frame) {
+            (Header::Message { seq, sender, change, .. }, Some(frame)) => {
+                self.remote_message(seq, sender, change, frame, ctx)
+            }
+            (Header::Typing { user, typing, .. }, _) => {
+                if matches!(&self.state, State::Live(live) if live.members.contains_key(&user)) {
+                    self.apply_typing(user, typing, ctx);
+                }
+            }
+            (Header::Read { user, seq, unread_count, total_unread, .. }, _) => {
+                self.read_moved(user, seq, unread_count, total_unread)
+            }
+            (header, _) => log::warn!("conversation {}: unexpected cluster event {header:?}", self.id),
+        }
+    }
+
+    fn remote_message(
+        &mut self,
+        seq: i64,
+        sender: UserId,
+        change: Option<Change>,
+        frame: Frame,
+        ctx: &mut Context<Self>,
+    ) {
+        let id = self.id;
+        let State::Live(live) = &mut self.state else { return };
+        live.last_seq = live.last_seq.max(seq);
+        if let Some(member) = live.members.get_mut(&sender) {
+            member.last_read_seq = member.last_read_seq.max(seq); // sending reads up to one's own message
+        }
+        if live.typing.remove(&sender).is_some() {
+            self.broadcast(
+                &Event::TypingUpdated { conversation_id: id, user_id: sender, typing: false }.encode(),
+                Some(sender),
+            );
+        }
+        self.queue_unread(sender, ctx);
+        match change {
+            None => self.deliver_in_order(seq, frame, ctx),
+            Some(Change::Add(user)) if !live_has(&self.state, user) => {
+                // As for a local join: the newcomer's sessions must be known before delivery.
+                let watch =
+                    Watch { conversation: id, users: vec![user], watcher: ctx.address().downgrade().recipient() };
+                ctx.wait(self.deps.presence.send(watch).into_actor(self).map(move |sessions, act, ctx| {
+                    if let State::Live(live) = &mut act.state {
+                        let sessions = sessions.ok().and_then(|mut s| s.remove(&user)).unwrap_or_default();
+                        live.members.insert(user, MemberState { role: Role::Member, last_read_seq: seq - 1, sessions });
+                    }
+                    act.deliver_in_order(seq, frame, ctx);
+                }));
+            }
+            Some(Change::Add(_)) => self.deliver_in_order(seq, frame, ctx), // loaded with them already
+            Some(Change::Remove { user, new_owner }) => {
+                self.deliver_in_order(seq, frame, ctx);
+                live_members_remove(&mut self.state, user, new_owner);
+                self.deps.presence.do_send(Unwatch { conversation: id, users: vec![user] });
+            }
+        }
+    }
+}
+
+fn live_has(state: &State, user: UserId) -> bool {
+    matches!(state, State::Live(live) if live.members.contains_key(&user))
+}

@@ -1,0 +1,201 @@
+//! The node's link to the broker: connects, subscribes, registers the node's users, renews the
+//! node's lease and takes dead nodes' users offline, hands incoming events to the actors, and
+//! publishes outgoing ones. When Redis goes away it marks the broker down and reconnects with
+//! a growing pause (up to two seconds); on return it registers its users again, since Redis may
+//! have lost them.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix::Addr;
+use futures_util::StreamExt;
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
+
+use super::events::{ClusterEvent, Header};
+use super::{Inner, WentOffline, scripts};
+use crate::actors::presence::{Announce, DeliverHere, LocalUsers, Offline, Presence};
+use crate::actors::registry::Registry;
+use crate::types::{Timestamp, UserId};
+
+/// Where events from other nodes go.
+pub struct Inbox {
+    pub registry: Arc<Registry>,
+    pub presence: Addr<Presence>,
+}
+
+impl Inbox {
+    fn dispatch(&self, event: ClusterEvent) {
+        match event.header {
+            Header::Message { conversation, .. }
+            | Header::Typing { conversation, .. }
+            | Header::Read { conversation, .. } => {
+                if let Err(err) = self.registry.remote(conversation, event) {
+                    log::warn!("conversation {conversation}: cannot take an event of another node: {err}");
+                }
+            }
+            Header::Deliver { users } => {
+                if let Some(frame) = event.frame {
+                    self.presence.do_send(DeliverHere { users, frame });
+                }
+            }
+            Header::Presence { user, online, at } => self.presence.do_send(Announce { user, online, at }),
+        }
+    }
+}
+
+/// Most events published in one round trip.
+const PUBLISH_BATCH: usize = 256;
+/// The longest pause between two connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+pub(super) fn start(inner: Arc<Inner>, inbox: Inbox) {
+    if let Some(outbox) = inner.outbox_rx.lock().ok().and_then(|mut rx| rx.take()) {
+        actix_web::rt::spawn(publish(inner.clone(), outbox));
+    }
+    actix_web::rt::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match connected(&inner, &inbox).await {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(err) => log::warn!("broker: {err}; cross-node delivery stops until it is back"),
+            }
+            set_down(&inner);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    });
+}
+
+fn set_down(inner: &Inner) {
+    if let Ok(mut conn) = inner.conn.write() {
+        *conn = None;
+    }
+    if inner.up.swap(false, Ordering::AcqRel) {
+        metrics::gauge!(crate::metrics::BROKER_UP).set(0.0);
+    }
+}
+
+/// One connection, from connect to loss. Returns only with the reason it was lost.
+async fn connected(inner: &Inner, inbox: &Inbox) -> redis::RedisResult<()> {
+    let timeout = (inner.ttl / 3).max(Duration::from_millis(100));
+    let config = AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
+    let mut conn = inner.client.get_multiplexed_async_connection_with_config(&config).await?;
+    let mut pubsub = tokio::time::timeout(timeout, inner.client.get_async_pubsub())
+        .await
+        .map_err(|_| lost("timed out connecting for pub/sub"))??;
+    pubsub.subscribe(&inner.channel).await?;
+    // Registered before marked up, so that nobody asks Redis about this node's users first.
+    heartbeat(inner, inbox, &mut conn, true).await?;
+    if let Ok(mut slot) = inner.conn.write() {
+        *slot = Some(conn.clone());
+    }
+    inner.up.store(true, Ordering::Release);
+    metrics::gauge!(crate::metrics::BROKER_UP).set(1.0);
+    log::info!("broker: connected as node {}", inner.node);
+
+    let mut events = pubsub.into_on_message();
+    let mut beat = tokio::time::interval(inner.ttl / 3);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    beat.tick().await; // the first tick is now: the heartbeat above was it
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(event) => receive(inner, inbox, event.get_payload_bytes()),
+                None => return Err(lost("the subscription ended")),
+            },
+            _ = beat.tick() => heartbeat(inner, inbox, &mut conn, false).await?,
+        }
+    }
+}
+
+fn lost(why: &'static str) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, why))
+}
+
+fn receive(inner: &Inner, inbox: &Inbox, bytes: &[u8]) {
+    match ClusterEvent::decode(bytes, inner.node) {
+        Ok(Some(event)) => {
+            metrics::counter!(crate::metrics::BROKER_RECEIVED).increment(1);
+            inbox.dispatch(event);
+        }
+        Ok(None) => {} // our own
+        Err(err) => log::warn!("broker: {err}"),
+    }
+}
+
+/// Renews this node's lease; registers its users again when asked to or when the lease was
+/// gone; takes the users of nodes whose lease ran out offline.
+async fn heartbeat(
+    inner: &Inner,
+    inbox: &Inbox,
+    conn: &mut MultiplexedConnection,
+    register: bool,
+) -> redis::RedisResult<()> {
+    let node = inner.node.to_string();
+    let reply: Vec<redis::Value> =
+        scripts::HEARTBEAT.arg(&inner.prefix).arg(&node).arg(inner.ttl.as_millis() as u64).invoke_async(conn).await?;
+    let mut reply = reply.into_iter();
+    let lease_was_gone = matches!(reply.next(), Some(redis::Value::Int(1)));
+    if register || lease_was_gone {
+        let users = inbox.presence.send(LocalUsers).await.unwrap_or_default();
+        let mut resync = scripts::RESYNC.prepare_invoke();
+        resync.arg(&inner.prefix).arg(&node);
+        for user in &users {
+            resync.arg(user.0.to_string());
+        }
+        let offline: Vec<String> = resync.invoke_async(conn).await?;
+        take_offline(inbox, &offline, Timestamp::now());
+    }
+    for dead in reply {
+        let dead: String = redis::from_redis_value(dead)?;
+        if dead == node {
+            continue;
+        }
+        let reaped: Vec<String> = scripts::REAP.arg(&inner.prefix).arg(&dead).invoke_async(conn).await?;
+        if let Some((last_beat, users)) = reaped.split_first() {
+            log::warn!("broker: node {dead} stopped renewing its lease; {} of its users go offline", users.len());
+            let at = last_beat.parse::<i64>().map_or_else(|_| Timestamp::now(), |ms| Timestamp::from_micros(ms * 1000));
+            take_offline(inbox, users, at);
+        }
+    }
+    Ok(())
+}
+
+fn take_offline(inbox: &Inbox, users: &[String], at: Timestamp) {
+    for user in users {
+        match user.parse() {
+            Ok(id) => inbox.presence.do_send(Offline(WentOffline { user: UserId(id), at })),
+            Err(_) => log::warn!("broker: a presence entry is not a user id: {user}"),
+        }
+    }
+}
+
+/// Publishes what the node's actors queued, many events per round trip, in order.
+async fn publish(inner: Arc<Inner>, mut outbox: tokio::sync::mpsc::Receiver<Vec<u8>>) {
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while outbox.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let count = batch.len() as u64;
+        let conn = inner.conn.read().ok().and_then(|conn| conn.clone());
+        let published = match conn {
+            Some(mut conn) => {
+                let mut pipe = redis::pipe();
+                for event in batch.drain(..) {
+                    pipe.cmd("PUBLISH").arg(&inner.channel).arg(event).ignore();
+                }
+                match pipe.query_async::<()>(&mut conn).await {
+                    Ok(()) => true,
+                    Err(err) => {
+                        log::warn!("broker: cannot publish {count} events: {err}");
+                        false
+                    }
+                }
+            }
+            None => false,
+        };
+        batch.clear();
+        let metric = if published { crate::metrics::BROKER_PUBLISHED } else { crate::metrics::BROKER_DROPPED };
+        metrics::counter!(metric).increment(count);
+    }
+}

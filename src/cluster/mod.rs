@@ -1,0 +1,194 @@
+//! Several nodes on one PostgreSQL (issue 6; ARCHITECTURE.md, "Beyond one machine").
+//!
+//! The broker is Redis; the truth stays in PostgreSQL. Each node publishes every event it
+//! commits (message, typing, read marker, presence, conversation change) on one channel, and
+//! every node hands what the others publish to its own actors: a conversation's events to
+//! that conversation's actor on this node, which delivers them to its members' sessions here
+//! in `seq` order (filling a gap from the database when an event is late or lost); presence
+//! and conversation changes to `Presence`. Presence itself lives in Redis with a lease per
+//! node, so that a node that dies takes its users offline by itself. Per-user message rates are
+//! token buckets in Redis, taken by the group committer once per batch.
+//!
+//! Redis down is not an outage: each node keeps serving its own sessions, sends commit and
+//! are acknowledged, events that cannot be published are dropped (counted; clients `sync` to
+//! fill the gap), presence and rates fall back to the node's own view, and the link reconnects
+//! by itself.
+//!
+//! [`Broker`] is the handle everyone holds (a no-op on a node alone); `link.rs` keeps the
+//! connection, `events.rs` is what travels, `scripts.rs` the shared state in Redis.
+
+mod events;
+mod link;
+mod scripts;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+pub use events::{Change, ClusterEvent, Header};
+pub use link::Inbox;
+
+use crate::config::ClusterConfig;
+use crate::error::{Error, Result};
+use crate::types::{Timestamp, UserId};
+
+/// The broker, as this node sees it; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Broker(Option<Arc<Inner>>);
+
+struct Inner {
+    node: Uuid,
+    prefix: String,
+    channel: String,
+    client: redis::Client,
+    /// Set while connected; requests take a clone (the connection multiplexes).
+    conn: RwLock<Option<MultiplexedConnection>>,
+    up: AtomicBool,
+    outbox: mpsc::Sender<Vec<u8>>,
+    /// Taken by the publisher when the link starts.
+    outbox_rx: Mutex<Option<mpsc::Receiver<Vec<u8>>>>,
+    ttl: Duration,
+    gap_wait: Duration,
+    rate: (f64, f64),
+}
+
+/// What `/readyz` and the admin endpoint say of the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerState {
+    /// No broker: this node works alone.
+    Off,
+    Up,
+    Down,
+}
+
+impl Broker {
+    /// A node alone: every operation is a no-op.
+    pub fn alone() -> Broker {
+        Broker(None)
+    }
+
+    /// The broker of `config`, if it names one; nothing connects until [`Broker::start`].
+    pub fn new(config: &ClusterConfig, node: Uuid, rate: (f64, f64)) -> Result<Broker> {
+        let Some(url) = &config.redis_url else {
+            return Ok(Broker::alone());
+        };
+        let client = redis::Client::open(url.as_str())
+            .map_err(|err| Error::Internal(format!("PARLEY_REDIS_URL is not a Redis URL: {err}")))?;
+        let (outbox, outbox_rx) = mpsc::channel(config.broker_queue.max(1));
+        let ttl = Duration::from_millis(config.node_ttl_ms.max(300));
+        Ok(Broker(Some(Arc::new(Inner {
+            node,
+            prefix: config.redis_prefix.clone(),
+            channel: format!("{}:events", config.redis_prefix),
+            client,
+            conn: RwLock::new(None),
+            up: AtomicBool::new(false),
+            outbox,
+            outbox_rx: Mutex::new(Some(outbox_rx)),
+            ttl,
+            gap_wait: Duration::from_millis(config.gap_wait_ms),
+            rate,
+        }))))
+    }
+
+    pub fn is_clustered(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub fn state(&self) -> BrokerState {
+        match &self.0 {
+            None => BrokerState::Off,
+            Some(inner) if inner.up.load(Ordering::Acquire) => BrokerState::Up,
+            Some(_) => BrokerState::Down,
+        }
+    }
+
+    /// How long a conversation holds a message that arrived ahead of a missing one.
+    pub fn gap_wait(&self) -> Duration {
+        self.0.as_ref().map_or(Duration::ZERO, |inner| inner.gap_wait)
+    }
+
+    /// Connects (and keeps reconnecting) in the background; `inbox` receives what the other
+    /// nodes publish.
+    pub fn start(&self, inbox: Inbox) {
+        if let Some(inner) = &self.0 {
+            link::start(inner.clone(), inbox);
+        }
+    }
+
+    /// Tells the other nodes, if the broker is up; otherwise the event is dropped and counted
+    /// (the clients of other nodes fill the gap with `sync`). Never waits.
+    pub fn publish(&self, event: ClusterEvent) {
+        let Some(inner) = &self.0 else { return };
+        if !inner.up.load(Ordering::Acquire) || inner.outbox.try_send(event.encode(inner.node)).is_err() {
+            metrics::counter!(crate::metrics::BROKER_DROPPED).increment(1);
+        }
+    }
+
+    fn conn(&self) -> Option<(&Inner, MultiplexedConnection)> {
+        let inner = self.0.as_deref()?;
+        let conn = inner.conn.read().ok()?.clone()?;
+        Some((inner, conn))
+    }
+
+    /// A user's first session on this node: `Some(true)` if they just came online in the
+    /// cluster; `None` when there is no broker to ask.
+    pub async fn joined(&self, user: UserId) -> Option<bool> {
+        Some(self.user_nodes(&scripts::JOIN, user).await? == 1)
+    }
+
+    /// A user's last session on this node is gone: `Some(true)` if they are online nowhere now.
+    pub async fn left(&self, user: UserId) -> Option<bool> {
+        Some(self.user_nodes(&scripts::LEAVE, user).await? == 0)
+    }
+
+    /// Runs a presence script for `user` on this node; the nodes that hold their sessions now.
+    async fn user_nodes(&self, script: &redis::Script, user: UserId) -> Option<i64> {
+        let (inner, mut conn) = self.conn()?;
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(&inner.prefix).arg(inner.node.to_string()).arg(user.0.to_string());
+        logged(invocation.invoke_async(&mut conn).await)
+    }
+
+    /// Which of `users` have a session on some node.
+    pub async fn online(&self, users: &[UserId]) -> Option<Vec<bool>> {
+        let (inner, mut conn) = self.conn()?;
+        let mut pipe = redis::pipe();
+        for user in users {
+            pipe.exists(format!("{}:user:{}:nodes", inner.prefix, user.0));
+        }
+        logged(pipe.query_async(&mut conn).await)
+    }
+
+    /// One token per message from each sender's bucket, shared by the cluster: per message,
+    /// `None` when taken or the wait in milliseconds. `None` when there is no broker to ask
+    /// (the node's own limiter, which every send passed already, is then the limit).
+    pub async fn take_tokens(&self, senders: &[UserId]) -> Option<Vec<Option<u64>>> {
+        let (inner, mut conn) = self.conn()?;
+        let mut invocation = scripts::TAKE_TOKENS.prepare_invoke();
+        invocation.arg(inner.rate.0).arg(inner.rate.1).arg(&inner.prefix);
+        for sender in senders {
+            invocation.arg(sender.0.to_string());
+        }
+        let waits: Vec<i64> = logged(invocation.invoke_async(&mut conn).await)?;
+        Some(waits.into_iter().map(|wait| u64::try_from(wait).ok()).collect())
+    }
+}
+
+/// A failed broker request is logged and taken as "no broker": callers fall back to the
+/// node's own view. The link notices the connection is gone by itself.
+fn logged<T>(result: redis::RedisResult<T>) -> Option<T> {
+    result.map_err(|err| log::warn!("broker: {err}")).ok()
+}
+
+/// A user who went offline in the cluster, with their last-seen time.
+#[derive(Debug, Clone, Copy)]
+pub struct WentOffline {
+    pub user: UserId,
+    pub at: Timestamp,
+}
