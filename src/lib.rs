@@ -67,6 +67,7 @@ pub struct Running {
     server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
     handle: ServerHandle,
     presence: actix::Addr<Presence>,
+    broker: Broker,
     arbiters: Vec<Arbiter>,
 }
 
@@ -88,10 +89,9 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<()> {
 pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     let url = DatabaseUrl::parse(&config.database_url)?;
     if config.cluster.redis_url.is_some() && matches!(url, DatabaseUrl::Sqlite(_)) {
-        return Err(Error::Internal(
+        return Err(Error::bad_request(
             "PARLEY_REDIS_URL is set but the database is SQLite: several nodes need PostgreSQL \
-             (SQLite is for one node; unset PARLEY_REDIS_URL to run alone)"
-                .into(),
+             (SQLite is for one node; unset PARLEY_REDIS_URL to run alone)",
         ));
     }
     let secret = auth::tokens::resolve_secret(config.jwt_secret.clone(), &url)?;
@@ -126,6 +126,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     };
     let registry = Registry::new(handles, deps);
     broker.start(Inbox { registry: registry.clone(), presence: presence.clone() });
+    let running_broker = broker.clone();
     let state = web::Data::new(AppState {
         store: store.clone(),
         presence: presence.clone(),
@@ -186,7 +187,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     let handle = server.handle();
     // actix-server only starts serving once its future is polled.
     let server = actix_web::rt::spawn(server);
-    Ok(Running { addr, server, handle, presence, arbiters })
+    Ok(Running { addr, server, handle, presence, broker: running_broker, arbiters })
 }
 
 impl Running {
@@ -196,6 +197,7 @@ impl Running {
             Ok(served) => served.map_err(|err| Error::Internal(format!("server: {err}"))),
             Err(err) => Err(Error::Internal(format!("server task: {err}"))),
         };
+        self.broker.stop().await;
         for arbiter in &self.arbiters {
             arbiter.stop();
         }

@@ -70,10 +70,22 @@ impl Presence {
         }));
     }
 
-    /// A change in the cluster that this node saw first: announced here and on every node.
+    /// A change in the cluster that this node saw first: announced here and on every node. An
+    /// offline user's last-seen time is stored first, so that no node's clients can read an
+    /// older one after the announcement.
     fn changed(&mut self, user: UserId, online: bool, at: Timestamp, ctx: &mut Context<Self>) {
-        self.broker.publish(ClusterEvent::new(Header::Presence { user, online, at }));
-        self.announce(user, online, at, !online, ctx);
+        if online {
+            self.broker.publish(ClusterEvent::new(Header::Presence { user, online, at }));
+            return self.announce(user, online, at, false, ctx);
+        }
+        let store = self.store.clone();
+        ctx.spawn(async move { store.set_last_seen(user, at).await }.into_actor(self).map(move |stored, act, ctx| {
+            if let Err(err) = stored {
+                log::warn!("presence: cannot store last_seen_at of {user}: {err}");
+            }
+            act.broker.publish(ClusterEvent::new(Header::Presence { user, online, at }));
+            act.announce(user, online, at, false, ctx);
+        }));
     }
 
     fn notify_watchers(&mut self, user: UserId, change: MemberSessions) {

@@ -51,10 +51,13 @@ const PUBLISH_BATCH: usize = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 pub(super) fn start(inner: Arc<Inner>, inbox: Inbox) {
+    let mut tasks = Vec::new();
     if let Some(outbox) = inner.outbox_rx.lock().ok().and_then(|mut rx| rx.take()) {
-        actix_web::rt::spawn(publish(inner.clone(), outbox));
+        tasks.push(actix_web::rt::spawn(publish(inner.clone(), outbox)));
     }
-    actix_web::rt::spawn(async move {
+    let link = inner.clone();
+    tasks.push(actix_web::rt::spawn(async move {
+        let inner = link;
         let mut backoff = Duration::from_millis(100);
         loop {
             match connected(&inner, &inbox).await {
@@ -65,10 +68,13 @@ pub(super) fn start(inner: Arc<Inner>, inbox: Inbox) {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
-    });
+    }));
+    if let Ok(mut slot) = inner.tasks.lock() {
+        slot.extend(tasks);
+    }
 }
 
-fn set_down(inner: &Inner) {
+pub(super) fn set_down(inner: &Inner) {
     if let Ok(mut conn) = inner.conn.write() {
         *conn = None;
     }

@@ -34,6 +34,7 @@ pub use link::Inbox;
 
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
+use crate::metrics::{BROKER_DROPPED, BROKER_PUBLISHED, BROKER_RECEIVED, BROKER_UP, GAP_FILLS};
 use crate::types::{Timestamp, UserId};
 
 /// The broker, as this node sees it; cheap to clone.
@@ -51,6 +52,8 @@ struct Inner {
     outbox: mpsc::Sender<Vec<u8>>,
     /// Taken by the publisher when the link starts.
     outbox_rx: Mutex<Option<mpsc::Receiver<Vec<u8>>>>,
+    /// The link's tasks, stopped with the node.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     ttl: Duration,
     gap_wait: Duration,
     rate: (f64, f64),
@@ -78,7 +81,12 @@ impl Broker {
             return Ok(Broker::alone());
         };
         let client = redis::Client::open(url.as_str())
-            .map_err(|err| Error::Internal(format!("PARLEY_REDIS_URL is not a Redis URL: {err}")))?;
+            .map_err(|err| Error::bad_request(format!("PARLEY_REDIS_URL is not a Redis URL: {err}")))?;
+        // Registered at zero, so that alerts can be written before the first event.
+        for counter in [BROKER_PUBLISHED, BROKER_RECEIVED, BROKER_DROPPED, GAP_FILLS] {
+            metrics::counter!(counter).increment(0);
+        }
+        metrics::gauge!(BROKER_UP).set(0.0);
         let (outbox, outbox_rx) = mpsc::channel(config.broker_queue.max(1));
         let ttl = Duration::from_millis(config.node_ttl_ms.max(300));
         Ok(Broker(Some(Arc::new(Inner {
@@ -90,6 +98,7 @@ impl Broker {
             up: AtomicBool::new(false),
             outbox,
             outbox_rx: Mutex::new(Some(outbox_rx)),
+            tasks: Mutex::new(Vec::new()),
             ttl,
             gap_wait: Duration::from_millis(config.gap_wait_ms),
             rate,
@@ -119,6 +128,26 @@ impl Broker {
         if let Some(inner) = &self.0 {
             link::start(inner.clone(), inbox);
         }
+    }
+
+    /// The node is stopping: its lease is given up, so that the other nodes take its users
+    /// offline at their next heartbeat (those who reconnected elsewhere stay online), and the
+    /// link stops.
+    pub async fn stop(&self) {
+        let Some(inner) = &self.0 else { return };
+        if let Some((inner, mut conn)) = self.conn() {
+            let expired: redis::RedisResult<()> = redis::cmd("ZADD")
+                .arg(format!("{}:nodes", inner.prefix))
+                .arg(0)
+                .arg(inner.node.to_string())
+                .query_async(&mut conn)
+                .await;
+            logged(expired);
+        }
+        for task in inner.tasks.lock().map(|mut tasks| std::mem::take(&mut *tasks)).unwrap_or_default() {
+            task.abort();
+        }
+        link::set_down(inner);
     }
 
     /// Tells the other nodes, if the broker is up; otherwise the event is dropped and counted

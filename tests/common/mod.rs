@@ -6,6 +6,7 @@
 //! macro turns it into one test per backend.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod cluster;
 pub mod raw;
 
 use std::collections::VecDeque;
@@ -78,6 +79,7 @@ pub struct TestServer {
 enum Database {
     Sqlite(tempfile::TempDir),
     Postgres { admin_url: String, name: String },
+    Shared, // created and dropped by someone else (the nodes of a cluster share one)
 }
 
 impl TestServer {
@@ -87,7 +89,6 @@ impl TestServer {
 
     /// Starts a server after `tune` adjusts its configuration (limits, timings).
     pub async fn start_with(backend: Backend, tune: impl FnOnce(&mut parley::config::Config)) -> TestServer {
-        let _ = env_logger::builder().is_test(true).try_init();
         let (database, url) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -102,6 +103,16 @@ impl TestServer {
                 (Database::Postgres { admin_url, name }, url)
             }
         };
+        Self::launch(database, url, tune).await
+    }
+
+    /// Starts a server on `database_url`, a database that the caller created and drops.
+    pub async fn start_on(database_url: &str, tune: impl FnOnce(&mut parley::config::Config)) -> TestServer {
+        Self::launch(Database::Shared, database_url.to_string(), tune).await
+    }
+
+    async fn launch(database: Database, url: String, tune: impl FnOnce(&mut parley::config::Config)) -> TestServer {
+        let _ = env_logger::builder().is_test(true).try_init();
         let mut config = parley::config::Config::from_env();
         config.database_url = url;
         config.jwt_secret = Some(SECRET.into());
