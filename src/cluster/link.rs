@@ -58,11 +58,17 @@ pub(super) fn start(inner: Arc<Inner>, inbox: Inbox) {
     let link = inner.clone();
     tasks.push(actix_web::rt::spawn(async move {
         let inner = link;
-        let mut backoff = Duration::from_millis(100);
+        let first = Duration::from_millis(100);
+        let mut backoff = first;
         loop {
-            match connected(&inner, &inbox).await {
-                Ok(()) => backoff = Duration::from_millis(100),
-                Err(err) => log::warn!("broker: {err}; cross-node delivery stops until it is back"),
+            let Err(lost) = connected(&inner, &inbox).await;
+            if inner.up.load(Ordering::Acquire) {
+                log::warn!("broker: {lost}; cross-node delivery stops until it is back");
+                backoff = first;
+            } else if backoff == first {
+                log::warn!("broker: cannot connect: {lost}");
+            } else {
+                log::debug!("broker: still unreachable: {lost}"); // said once above
             }
             set_down(&inner);
             tokio::time::sleep(backoff).await;
@@ -84,7 +90,7 @@ pub(super) fn set_down(inner: &Inner) {
 }
 
 /// One connection, from connect to loss. Returns only with the reason it was lost.
-async fn connected(inner: &Inner, inbox: &Inbox) -> redis::RedisResult<()> {
+async fn connected(inner: &Inner, inbox: &Inbox) -> redis::RedisResult<std::convert::Infallible> {
     let timeout = (inner.ttl / 3).max(Duration::from_millis(100));
     let config = AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
     let mut conn = inner.client.get_multiplexed_async_connection_with_config(&config).await?;

@@ -136,13 +136,9 @@ impl Broker {
     pub async fn stop(&self) {
         let Some(inner) = &self.0 else { return };
         if let Some((inner, mut conn)) = self.conn() {
-            let expired: redis::RedisResult<()> = redis::cmd("ZADD")
-                .arg(format!("{}:nodes", inner.prefix))
-                .arg(0)
-                .arg(inner.node.to_string())
-                .query_async(&mut conn)
-                .await;
-            logged(expired);
+            let mut stop = scripts::STOP.prepare_invoke();
+            stop.arg(&inner.prefix).arg(inner.node.to_string());
+            logged(stop.invoke_async::<i64>(&mut conn).await);
         }
         for task in inner.tasks.lock().map(|mut tasks| std::mem::take(&mut *tasks)).unwrap_or_default() {
             task.abort();

@@ -82,16 +82,30 @@ return result",
     )
 });
 
+/// A node that stops gives up its lease: its score becomes minus the time it stopped, which is
+/// below any deadline, so the next heartbeat of another node reaps it.
+pub static STOP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local p, node = ARGV[1], ARGV[2]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('ZSCORE', p .. ':nodes', node) then redis.call('ZADD', p .. ':nodes', -now, node) end
+return 0",
+    )
+});
+
 /// Takes a dead node's users offline, once in the cluster (the node that removes it from
-/// `p:nodes` does it). Returns its last heartbeat (ms since the epoch; their last-seen time)
-/// and the users now online nowhere; nothing if another node got there first.
+/// `p:nodes` does it). Returns its last heartbeat, or when it stopped (ms since the epoch;
+/// their last-seen time) and the users now online nowhere; nothing if another node got there
+/// first.
 pub static REAP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local p, dead = ARGV[1], ARGV[2]
 local last = redis.call('ZSCORE', p .. ':nodes', dead)
 if not last or redis.call('ZREM', p .. ':nodes', dead) == 0 then return {} end
-local result = { tostring(math.floor(tonumber(last))) }
+local result = { tostring(math.floor(math.abs(tonumber(last)))) }
 local users = p .. ':node:' .. dead .. ':users'
 for _, user in ipairs(redis.call('SMEMBERS', users)) do
   local nodes = p .. ':user:' .. user .. ':nodes'

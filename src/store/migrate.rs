@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 
 const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+/// The advisory lock that nodes starting together on one PostgreSQL take in turn, so that one
+/// migrates and the others find nothing left to do (any constant, the same in every version).
+const MIGRATION_LOCK: i64 = 0x7061_726c_6579; // "parley"
 
 pub async fn run(url: &DatabaseUrl) -> Result<()> {
     let url = url.clone();
@@ -44,6 +47,9 @@ fn apply(url: &DatabaseUrl) -> Result<Vec<String>> {
             // Outside any runtime, so the wrapper builds a small runtime of its own.
             let mut conn =
                 <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(url).map_err(cannot_connect)?;
+            // Held by this session until it ends (the connection is dropped below).
+            conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                .map_err(|err| Error::Unavailable(format!("cannot take the migration lock: {err}")))?;
             conn.run_pending_migrations(POSTGRES).map_err(failed)?.iter().map(ToString::to_string).collect()
         }
         DatabaseUrl::Sqlite(path) => {

@@ -132,13 +132,28 @@ impl Cluster {
         Http::of(&self.nodes[i])
     }
 
-    /// Stops every node, then drops the database.
+    /// Stops every node, then drops the database and the cluster's keys in Redis.
     pub async fn stop(self) {
-        let Cluster { nodes, database, .. } = self;
+        let Cluster { nodes, database, redis_url, prefix } = self;
         for node in nodes {
             node.stop().await;
         }
         drop(database);
+        forget_keys(&redis_url, &prefix).await;
+    }
+}
+
+/// Deletes every key under `prefix`, so that the shared Redis does not collect tests' leftovers
+/// (a stopped cluster has no node left to reap the others' leases).
+pub async fn forget_keys(redis_url: &str, prefix: &str) {
+    let Ok(mut conn) = redis::Client::open(redis_url).expect("Redis URL").get_multiplexed_async_connection().await
+    else {
+        return; // a Redis that is gone keeps nothing to forget
+    };
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut conn).await.expect("list the test's keys");
+    if !keys.is_empty() {
+        redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await.expect("delete the test's keys");
     }
 }
 

@@ -5,6 +5,12 @@
 //! `PARLEY_GAP_WAIT_MS`, the actor reads the gap from the database, where every committed
 //! message is, and delivers it (a gap fill). On a node alone the actor commits every message
 //! itself, in order, and needs none of this.
+//!
+//! Where to start counting: an actor that has just loaded cannot know whether the events of
+//! the last messages it read are still on their way (committed on another node a moment
+//! before, published a moment after). So it starts from the oldest message of the last few
+//! seconds ([`resume_floor`]): those are delivered again if they were seen (clients keep
+//! messages by id, so a repeat is harmless), and never skipped.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +23,24 @@ use crate::protocol::{Event, Frame};
 const MAX_HELD: usize = 1024;
 /// Most messages read in one gap fill.
 const FILL_PAGE: i64 = 500;
+/// Most recent messages an actor looks at when it loads.
+const RECENT: i64 = 64;
+
+/// The lowest `seq` whose event may still be on its way to a node loading the conversation
+/// now: the oldest of its last messages committed within `window` (one past `last_seq` if
+/// none were).
+pub(super) async fn resume_floor(
+    store: &crate::store::Store,
+    id: crate::types::ConversationId,
+    last_seq: i64,
+    window: std::time::Duration,
+) -> crate::error::Result<i64> {
+    let since = crate::types::Timestamp::from_micros(
+        crate::types::Timestamp::now().micros() - i64::try_from(window.as_micros()).unwrap_or(i64::MAX),
+    );
+    let recent = store.history(id, None, None, RECENT).await?;
+    Ok(recent.messages.iter().filter(|m| m.created_at >= since).map(|m| m.seq).min().unwrap_or(last_seq + 1))
+}
 
 #[derive(Default)]
 pub(super) struct Sequencer {
@@ -35,10 +59,9 @@ impl ConversationActor {
             return self.broadcast_message(&frame);
         }
         let State::Live(live) = &self.state else { return };
-        // The first message after loading starts the count. It may be older than what the
-        // load read (its event was on its way while the actor loaded): then it, and what
-        // follows, are delivered, since no session here has seen them.
-        let next = *self.order.next.get_or_insert(seq.min(live.loaded_seq + 1));
+        // The first message after loading starts the count, from the resume floor (or from an
+        // older message, if its event was on its way while the actor loaded).
+        let next = *self.order.next.get_or_insert(seq.min(live.resume_from));
         if seq < next {
             return; // delivered already (a gap fill overtook its event)
         }
