@@ -10,9 +10,11 @@ use clap::Parser;
     after_help = "The human table goes to stderr; the last line on stdout is always one JSON object with the figures."
 )]
 pub struct Args {
-    /// Base URL of the server (http://HOST:PORT; no TLS).
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
+    /// Base URL of the server (http://HOST:PORT; no TLS). Several, comma-separated, for the
+    /// nodes of a cluster: sockets go to each in turn (the two members of a direct
+    /// conversation to different nodes), and setup to the first.
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_delimiter = ',')]
+    pub url: Vec<String>,
 
     /// Users, one WebSocket connection each.
     #[arg(long, default_value_t = 200)]
@@ -58,9 +60,10 @@ pub struct Args {
     #[arg(long)]
     pub user_prefix: Option<String>,
 
-    /// The server's process id: report its CPU and memory.
-    #[arg(long)]
-    pub server_pid: Option<i32>,
+    /// The server's process id: report its CPU and memory. Several, comma-separated, for the
+    /// nodes of a cluster: their sums are reported.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<i32>,
 
     /// Connection mode: open this many idle authenticated WebSockets (no messages), hold them,
     /// and report connect rate, failures, drops and the server's memory per connection.
@@ -105,16 +108,21 @@ impl Args {
         Ok(c)
     }
 
-    /// The WebSocket base URL (`ws://HOST:PORT`).
-    pub fn ws_base(&self) -> String {
-        let url = self.url.trim_end_matches('/');
-        match url.strip_prefix("http") {
-            Some(rest) => format!("ws{rest}"),
-            None => url.to_string(),
-        }
+    /// The WebSocket base URLs (`ws://HOST:PORT`), one per node.
+    pub fn ws_bases(&self) -> Vec<String> {
+        self.url
+            .iter()
+            .map(|url| {
+                let url = url.trim_end_matches('/');
+                match url.strip_prefix("http") {
+                    Some(rest) => format!("ws{rest}"),
+                    None => url.to_string(),
+                }
+            })
+            .collect()
     }
 
     pub fn http_base(&self) -> &str {
-        self.url.trim_end_matches('/')
+        self.url.first().map_or("", |url| url.trim_end_matches('/'))
     }
 }

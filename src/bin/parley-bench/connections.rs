@@ -34,7 +34,7 @@ struct Opened {
 
 pub fn hold(args: &crate::args::Args, users: Vec<BenchUser>) -> Result<Held, String> {
     let threads = usize::from(args.threads);
-    let server_rss = || args.server_pid.and_then(|p| crate::usage::rss_kb(&p.to_string()));
+    let server_rss = || crate::usage::sum(&args.server_pid, crate::usage::rss_kb);
     let server_rss_before_kb = server_rss();
     let mut shards: Vec<Vec<BenchUser>> = (0..threads).map(|_| Vec::new()).collect();
     for (i, user) in users.into_iter().enumerate() {
@@ -53,12 +53,12 @@ pub fn hold(args: &crate::args::Args, users: Vec<BenchUser>) -> Result<Held, Str
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         stops.push(stop_tx);
         let opened_tx = opened_tx.clone();
-        let ws_base = args.ws_base();
+        let ws_bases = args.ws_bases();
         let concurrency = args.connect_concurrency.div_ceil(threads).max(1);
         let handle = std::thread::Builder::new()
             .name(format!("bench-{t}"))
             .spawn(move || {
-                actix_web::rt::System::new().block_on(thread_main(shard, ws_base, concurrency, opened_tx, stop_rx))
+                actix_web::rt::System::new().block_on(thread_main(shard, ws_bases, concurrency, opened_tx, stop_rx))
             })
             .map_err(|err| format!("cannot start a thread: {err}"))?;
         handles.push(handle);
@@ -101,19 +101,19 @@ pub fn hold(args: &crate::args::Args, users: Vec<BenchUser>) -> Result<Held, Str
 /// Opens this thread's connections, reports, holds them until `stop`; returns the drops.
 async fn thread_main(
     users: Vec<BenchUser>,
-    ws_base: String,
+    ws_bases: Vec<String>,
     concurrency: usize,
     opened: mpsc::Sender<Opened>,
     stop: oneshot::Receiver<()>,
 ) -> u64 {
     let client = crate::setup::client();
     let drops = Rc::new(Cell::new(0u64));
-    let (client, ws_base) = (&client, &ws_base);
-    let results: Vec<Result<(), String>> = stream::iter(users.iter())
-        .map(|user| {
+    let (client, ws_bases) = (&client, &ws_bases);
+    let results: Vec<Result<(), String>> = stream::iter(users.iter().enumerate())
+        .map(|(i, user)| {
             let drops = drops.clone();
             async move {
-                let (socket, _) = socket::connect(client, ws_base, &user.token).await?;
+                let (socket, _) = socket::connect(client, &ws_bases[i % ws_bases.len()], &user.token).await?;
                 actix_web::rt::spawn(idle(socket, drops));
                 Ok(())
             }

@@ -217,7 +217,7 @@ pub fn run(
         let (start_tx, start_rx) = oneshot::channel::<Option<Schedule>>();
         starts.push(start_tx);
         let ready_tx = ready_tx.clone();
-        let ws_base = args.ws_base();
+        let ws_bases = args.ws_bases();
         let concurrency = args.connect_concurrency.div_ceil(threads);
         let body_size = args.body_size;
         let (run_id, drain_us) = (run_id.clone(), (args.drain * 1e6) as u64);
@@ -226,7 +226,7 @@ pub fn run(
             .spawn(move || {
                 actix_web::rt::System::new().block_on(thread_main(ThreadPlan {
                     members,
-                    ws_base,
+                    ws_bases,
                     concurrency,
                     body_size,
                     run_id,
@@ -266,11 +266,11 @@ pub fn run(
             args.rate, args.warmup, args.duration, total, senders
         );
         clock.sleep_until(schedule.from_us);
-        let a = crate::usage::snapshot(args.server_pid);
+        let a = crate::usage::snapshot(&args.server_pid);
         clock.sleep_until(schedule.to_us);
-        let b = crate::usage::snapshot(args.server_pid);
+        let b = crate::usage::snapshot(&args.server_pid);
         cpu = crate::usage::cpu_report(&a, &b);
-        rss = (args.server_pid.and_then(|p| crate::usage::rss_kb(&p.to_string())), crate::usage::rss_kb("self"));
+        rss = (crate::usage::sum(&args.server_pid, crate::usage::rss_kb), crate::usage::rss_kb("self"));
         eprintln!("[parley-bench] schedule done; draining (at most {} s)", args.drain);
     }
     let mut tally = Tally::default();
@@ -289,7 +289,8 @@ pub fn run(
 
 struct ThreadPlan {
     members: Vec<Member>,
-    ws_base: String,
+    /// One per node: member i connects to `ws_bases[i % len]`.
+    ws_bases: Vec<String>,
     concurrency: usize,
     body_size: usize,
     run_id: String,
@@ -302,10 +303,10 @@ struct ThreadPlan {
 
 async fn thread_main(plan: ThreadPlan) -> Result<Tally, String> {
     let client = crate::setup::client();
-    let ws_base = &plan.ws_base;
+    let ws_bases = &plan.ws_bases;
     let client = &client;
-    let opened: Vec<Result<(Socket, String), String>> = stream::iter(plan.members.iter())
-        .map(|m| socket::connect(client, ws_base, &m.user.token))
+    let opened: Vec<Result<(Socket, String), String>> = stream::iter(plan.members.iter().enumerate())
+        .map(|(i, m)| socket::connect(client, &ws_bases[i % ws_bases.len()], &m.user.token))
         .buffered(plan.concurrency.max(1))
         .collect()
         .await;

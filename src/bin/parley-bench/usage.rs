@@ -38,6 +38,15 @@ pub fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
+/// The sum of `read` over the processes `pids` (the nodes of a cluster); `None` without pids or
+/// when one cannot be read.
+pub fn sum(pids: &[i32], read: fn(&str) -> Option<u64>) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|pid| read(&pid.to_string())).sum()
+}
+
 /// Resident memory of a process, in KiB.
 pub fn rss_kb(pid: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -80,11 +89,11 @@ pub struct CpuSnapshot {
     system: (u64, u64, u64),
 }
 
-pub fn snapshot(server_pid: Option<i32>) -> CpuSnapshot {
+pub fn snapshot(server_pids: &[i32]) -> CpuSnapshot {
     CpuSnapshot {
         at: Instant::now(),
         own: cpu_ticks("self").unwrap_or(0),
-        server: server_pid.and_then(|p| cpu_ticks(&p.to_string())),
+        server: sum(server_pids, cpu_ticks),
         postgres: postgres_ticks(),
         system: system_ticks(),
     }
