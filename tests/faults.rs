@@ -9,12 +9,11 @@ mod common;
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use awc::Client;
 use awc::http::Method;
+use common::http::{Http, admin};
+use common::process::ServerProcess;
 use common::raw::{Ending, OP_CLOSE, StalledWs, close_code, parse_frames};
 use common::*;
 use futures_util::future::{join, join4};
@@ -54,7 +53,7 @@ const KILL_AFTER: usize = 80;
 
 async fn acked_messages_survive_a_crash_and_retries_do_not_duplicate(backend: Backend) {
     let db = Database::create(backend).await;
-    let server = ServerProcess::start(&db, &UNLIMITED).await;
+    let server = server_on(&db, &UNLIMITED).await;
     let http = server.http();
     let alice = http.user("alice").await;
     let bob = http.user("bob").await;
@@ -106,9 +105,9 @@ async fn acked_messages_survive_a_crash_and_retries_do_not_duplicate(backend: Ba
 
     // Restarted on the same database: every acked message is there, once, with its seq; seqs run
     // 1..n; nothing is there that no one sent.
-    let server = ServerProcess::start(&db, &UNLIMITED).await;
+    let server = server_on(&db, &UNLIMITED).await;
     let http = server.http();
-    let history = history(&http, &alice, &conversation).await;
+    let history = http.history(&alice, &conversation).await;
     let stored = check_history(&history);
     for (user, sends) in &senders {
         for send in sends.iter() {
@@ -183,7 +182,7 @@ async fn acked_messages_survive_a_crash_and_retries_do_not_duplicate(backend: Ba
 
     // In the end every client_id is stored exactly once, seqs are still 1..n, and what was there
     // after the crash has not moved.
-    let after = self::history(&http, &alice, &conversation).await;
+    let after = http.history(&alice, &conversation).await;
     let after_by_client = check_history(&after);
     assert_eq!(after.len() as i64, next_seq - 1);
     let mut ids: Vec<&str> = after_by_client.keys().map(String::as_str).collect();
@@ -312,7 +311,7 @@ async fn database_outage(admin_url: &str) {
     let db = Database::create(Backend::Postgres).await;
     let proxy = Proxy::start(host_port(admin_url));
     let through_proxy = pg_url(admin_url, &format!("127.0.0.1:{}", proxy.port), db.pg_name());
-    let server = ServerProcess::start(
+    let mut server = server_on(
         &db,
         &[
             UNLIMITED[0],
@@ -400,7 +399,7 @@ async fn database_outage(admin_url: &str) {
 
     // The database comes back; the server notices by itself.
     proxy.restore();
-    server.wait_ready().await;
+    server.wait_ready(|_| true).await;
 
     // The retries of everything not acked are acked; so is a new send, with the next seq, and
     // Bob's session, open all along, gets it live.
@@ -424,7 +423,7 @@ async fn database_outage(admin_url: &str) {
 
     // Every ack is stored, once, as acked; seqs run 1..n without a gap, and n is the number of
     // client_ids sent (none went missing, none was stored twice).
-    let history = history(&http, &alice, &conversation).await;
+    let history = http.history(&alice, &conversation).await;
     let stored = check_history(&history);
     for message in &acked {
         let client_id = message["client_id"].as_str().expect("client_id");
@@ -514,7 +513,7 @@ async fn sigterm_answers_every_send_in_flight_closes_sessions_with_1012_and_exit
     let db = Database::create(backend).await;
     let timeout = SHUTDOWN_TIMEOUT_SECS.to_string();
     let settings = [UNLIMITED[0], UNLIMITED[1], ("PARLEY_SHUTDOWN_TIMEOUT_SECS", timeout.as_str())];
-    let mut server = ServerProcess::start(&db, &settings).await;
+    let mut server = server_on(&db, &settings).await;
     let http = server.http();
     let alice = http.user("alice").await;
     let bob = http.user("bob").await;
@@ -595,9 +594,9 @@ async fn sigterm_answers_every_send_in_flight_closes_sessions_with_1012_and_exit
     println!("shutdown: {} of the 11 sends in flight acked, {} got an error", acked.len() - 1, retry.len());
 
     // Restarted on the same database: every ack is there, once, as acked; seqs run 1..n.
-    let server = ServerProcess::start(&db, &settings).await;
+    let server = server_on(&db, &settings).await;
     let http = server.http();
-    let history = history(&http, &alice, &conversation).await;
+    let history = http.history(&alice, &conversation).await;
     let stored = check_history(&history);
     for message in &acked {
         let client_id = message["client_id"].as_str().expect("client_id");
@@ -619,7 +618,7 @@ async fn sigterm_answers_every_send_in_flight_closes_sessions_with_1012_and_exit
             assert_eq!(&message, first, "{client_id} had been stored: the retry returns it");
         }
     }
-    let after = self::history(&http, &alice, &conversation).await;
+    let after = http.history(&alice, &conversation).await;
     let after_by_client = check_history(&after);
     let mut ids: Vec<&str> = after_by_client.keys().map(String::as_str).collect();
     ids.sort_unstable();
@@ -650,7 +649,7 @@ const ROUNDS: usize = 4;
 async fn a_slow_consumer_is_disconnected_and_its_memory_released(backend: Backend) {
     let db = Database::create(backend).await;
     let chars = LARGE_CHARS.to_string();
-    let server = ServerProcess::start(
+    let server = server_on(
         &db,
         &[
             UNLIMITED[0],
@@ -659,6 +658,8 @@ async fn a_slow_consumer_is_disconnected_and_its_memory_released(backend: Backen
             ("PARLEY_MAX_FRAME_BYTES", "262144"),
             ("PARLEY_OUTGOING_QUEUE", "256"),
             ("PARLEY_CLOSE_TIMEOUT_MS", "500"),
+            // Alice sends as fast as acks come back, which is faster than a person's frame limit.
+            ("PARLEY_MAX_FRAMES_PER_SEC", "100000"),
         ],
     )
     .await;
@@ -745,14 +746,6 @@ async fn send_large(a: &mut Ws, conversation: &str, body: &str, seq: &mut i64) {
     a.drain(|_| true); // her own message:new events, and the like
 }
 
-/// A user with an admin token, as an identity system would issue it.
-fn admin() -> TestUser {
-    let id = uuid::Uuid::new_v4().to_string();
-    let token =
-        token_for(json!({"sub": id, "exp": now_secs() + 3_600, "iat": now_secs(), "name": "root", "role": "admin"}));
-    TestUser { id, username: "root".into(), token }
-}
-
 async fn sessions(http: &Http, admin: &TestUser) -> i64 {
     let (status, actors) = http.get(Some(admin), "/api/admin/actors").await;
     assert_eq!(status, 200, "{actors}");
@@ -810,196 +803,16 @@ impl Database {
 impl Drop for Database {
     fn drop(&mut self) {
         let Some((admin_url, name)) = self.postgres.take() else { return };
-        // Drop runs inside the test's runtime, which cannot block on a future: a thread of its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(pg_execute(&admin_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
-        })
-        .join();
-        if dropped.is_err() && !std::thread::panicking() {
-            panic!("the test database could not be dropped");
-        }
-    }
-}
-
-/// `parley` running as a child process, killed when dropped.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl ServerProcess {
-    /// `ws://host:port`, for [`Ws::open`].
-    fn ws_base(&self) -> String {
-        format!("ws://{}", self.addr)
-    }
-
-    /// Starts the server on `db` with the test settings, then `env` (which wins), on a free port,
-    /// and waits until it is ready.
-    async fn start(db: &Database, env: &[(&str, &str)]) -> ServerProcess {
-        // A free port: bound by the test, then released for the server.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address").port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-        let log = db.dir.path().join(format!("server-{port}.log"));
-        let output = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_parley"));
-        command
-            .current_dir(db.dir.path())
-            .env("RUST_LOG", "info,actix_server=warn")
-            .env("PARLEY_BIND", addr.to_string())
-            .env("PARLEY_DATABASE_URL", &db.url)
-            .env("PARLEY_JWT_SECRET", SECRET)
-            .env("PARLEY_ADMIN_USERS", "admin")
-            .env("PARLEY_WORKERS", "2")
-            .env("PARLEY_CONVERSATION_THREADS", "2")
-            .env("PARLEY_DB_POOL_SIZE", "8");
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        command.stdin(Stdio::null()).stdout(output.try_clone().expect("log file")).stderr(output);
-        let child = command.spawn().expect("start parley");
-        let server = ServerProcess { child, addr, log };
-        server.wait_ready().await;
-        server
-    }
-
-    fn http(&self) -> Http {
-        Http { base: format!("http://{}", self.addr), client: Client::builder().timeout(PATIENCE).finish() }
-    }
-
-    /// Polls `GET /readyz` until it answers 200.
-    async fn wait_ready(&self) {
-        let http = self.http();
-        let deadline = Instant::now() + 2 * PATIENCE;
-        loop {
-            match http.try_request(Method::GET, "/readyz", None, None).await {
-                Ok((200, _)) => return,
-                outcome => {
-                    assert!(Instant::now() < deadline, "the server is not ready: {outcome:?}\n{}", self.log_tail())
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet (only
-        // `wait_exit` and `drop` reap it).
-        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
-        assert_eq!(sent, 0, "kill({signal}): {}", std::io::Error::last_os_error());
-    }
-
-    /// Waits until the process has exited, at most `bound`.
-    async fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
-        let deadline = Instant::now() + bound;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for the server") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the server has not exited within {bound:?}\n{}", self.log_tail());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// The process's resident memory, in KiB.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc status");
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS");
-        line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS in kB")
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let start = log.len().saturating_sub(4_000);
-        let start = (start..log.len()).find(|&i| log.is_char_boundary(i)).unwrap_or(log.len());
-        format!("--- server log ({}) ---\n{}", self.log.display(), &log[start..])
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("{}", self.log_tail());
-        }
+        drop_database_now(admin_url, name);
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Clients of a server process
 
-/// REST against a server process.
-struct Http {
-    base: String,
-    client: Client,
-}
-
-impl Http {
-    async fn try_request(
-        &self,
-        method: Method,
-        path: &str,
-        user: Option<&TestUser>,
-        body: Option<&Value>,
-    ) -> Result<(u16, Value), String> {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(user) = user {
-            request = request.bearer_auth(&user.token);
-        }
-        let mut response = match body {
-            Some(body) => request.send_json(body).await,
-            None => request.send().await,
-        }
-        .map_err(|err| err.to_string())?;
-        let status = response.status().as_u16();
-        let bytes = response.body().limit(64 << 20).await.map_err(|err| err.to_string())?;
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
-        Ok((status, body))
-    }
-
-    async fn get(&self, user: Option<&TestUser>, path: &str) -> (u16, Value) {
-        self.try_request(Method::GET, path, user, None).await.unwrap_or_else(|err| panic!("GET {path}: {err}"))
-    }
-
-    async fn post(&self, user: Option<&TestUser>, path: &str, body: Value) -> (u16, Value) {
-        self.try_request(Method::POST, path, user, Some(&body)).await.unwrap_or_else(|err| panic!("POST {path}: {err}"))
-    }
-
-    /// Registers `username` (password "password123").
-    async fn user(&self, username: &str) -> TestUser {
-        let (status, body) =
-            self.post(None, "/api/auth/register", json!({"username": username, "password": "password123"})).await;
-        assert_eq!(status, 201, "register {username}: {body}");
-        TestUser {
-            id: body["user"]["id"].as_str().expect("user id").to_string(),
-            username: username.to_string(),
-            token: body["token"].as_str().expect("token").to_string(),
-        }
-    }
-
-    async fn direct(&self, a: &TestUser, b: &TestUser) -> String {
-        let (status, body) = self.post(Some(a), "/api/conversations", json!({"kind": "direct", "user_id": b.id})).await;
-        assert_eq!(status, 201, "direct conversation: {body}");
-        body["id"].as_str().expect("conversation id").to_string()
-    }
-}
-
-/// The whole history of a conversation, page after page, in ascending seq.
-async fn history(http: &Http, user: &TestUser, conversation: &str) -> Vec<Value> {
-    let mut messages = Vec::new();
-    loop {
-        let after = messages.last().map_or(0, |m: &Value| m["seq"].as_i64().expect("seq"));
-        let path = format!("/api/conversations/{conversation}/messages?after_seq={after}&limit=200");
-        let (status, page) = http.get(Some(user), &path).await;
-        assert_eq!(status, 200, "{page}");
-        let batch = page["messages"].as_array().expect("messages");
-        messages.extend(batch.iter().cloned());
-        if batch.is_empty() || page["has_more"] != true {
-            return messages;
-        }
-    }
+/// `parley` on `db`, as a child process, once ready.
+async fn server_on(db: &Database, env: &[(&str, &str)]) -> ServerProcess {
+    ServerProcess::start(Some(db.dir.path()), &db.url, env, |_| true).await
 }
 
 /// Checks that the seqs are 1..n, without a gap or a duplicate, and that no client_id is stored

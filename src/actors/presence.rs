@@ -15,7 +15,7 @@ use actix::WeakRecipient;
 use actix::prelude::*;
 
 use super::outbox::SessionHandle;
-use crate::cluster::{Broker, ClusterEvent, Header, WentOffline};
+use crate::cluster::{Broker, ClusterEvent, Found, Header};
 use crate::protocol::{Event, Frame, Presence as PresenceData};
 use crate::store::Store;
 use crate::types::{ConversationId, SessionId, Timestamp, UserId};
@@ -336,18 +336,19 @@ impl Handler<Announce> for Presence {
     }
 }
 
-/// The broker found a user online nowhere (their node died, or they left while the broker was
-/// away): this node records and announces it for the whole cluster.
+/// The broker found a change nobody announced (a user of a dead node is online nowhere; a user
+/// came or went while the broker was away): this node announces it for the whole cluster,
+/// unless its own sessions say otherwise by now.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Offline(pub WentOffline);
+pub struct Settle(pub Found);
 
-impl Handler<Offline> for Presence {
+impl Handler<Settle> for Presence {
     type Result = ();
 
-    fn handle(&mut self, Offline(gone): Offline, ctx: &mut Self::Context) {
-        if !self.users.contains_key(&gone.user) {
-            self.changed(gone.user, false, gone.at, ctx);
+    fn handle(&mut self, Settle(found): Settle, ctx: &mut Self::Context) {
+        if found.online == self.users.contains_key(&found.user) {
+            self.changed(found.user, found.online, found.at, ctx);
         }
     }
 }

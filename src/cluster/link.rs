@@ -14,8 +14,8 @@ use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 
 use super::events::{ClusterEvent, Header};
-use super::{Inner, WentOffline, scripts};
-use crate::actors::presence::{Announce, DeliverHere, LocalUsers, Offline, Presence};
+use super::{Found, Inner, scripts};
+use crate::actors::presence::{Announce, DeliverHere, LocalUsers, Presence, Settle};
 use crate::actors::registry::Registry;
 use crate::types::{Timestamp, UserId};
 
@@ -157,8 +157,9 @@ async fn heartbeat(
         for user in &users {
             resync.arg(user.0.to_string());
         }
-        let offline: Vec<String> = resync.invoke_async(conn).await?;
-        take_offline(inbox, &offline, Timestamp::now());
+        let (offline, online): (Vec<String>, Vec<String>) = resync.invoke_async(conn).await?;
+        settle(inbox, &offline, false, Timestamp::now());
+        settle(inbox, &online, true, Timestamp::now());
     }
     for dead in reply {
         let dead: String = redis::from_redis_value(dead)?;
@@ -169,16 +170,16 @@ async fn heartbeat(
         if let Some((last_beat, users)) = reaped.split_first() {
             log::warn!("broker: node {dead} stopped renewing its lease; {} of its users go offline", users.len());
             let at = last_beat.parse::<i64>().map_or_else(|_| Timestamp::now(), |ms| Timestamp::from_micros(ms * 1000));
-            take_offline(inbox, users, at);
+            settle(inbox, users, false, at);
         }
     }
     Ok(())
 }
 
-fn take_offline(inbox: &Inbox, users: &[String], at: Timestamp) {
+fn settle(inbox: &Inbox, users: &[String], online: bool, at: Timestamp) {
     for user in users {
         match user.parse() {
-            Ok(id) => inbox.presence.do_send(Offline(WentOffline { user: UserId(id), at })),
+            Ok(id) => inbox.presence.do_send(Settle(Found { user: UserId(id), online, at })),
             Err(_) => log::warn!("broker: a presence entry is not a user id: {user}"),
         }
     }

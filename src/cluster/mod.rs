@@ -211,9 +211,12 @@ fn logged<T>(result: redis::RedisResult<T>) -> Option<T> {
     result.map_err(|err| log::warn!("broker: {err}")).ok()
 }
 
-/// A user who went offline in the cluster, with their last-seen time.
+/// What the broker found of a user's presence in the cluster on its own: online nowhere any
+/// more (their node died, or they left while the broker was away; `at` is their last-seen
+/// time), or online and unannounced (they came while it was away).
 #[derive(Debug, Clone, Copy)]
-pub struct WentOffline {
+pub struct Found {
     pub user: UserId,
+    pub online: bool,
     pub at: Timestamp,
 }

@@ -39,7 +39,8 @@ return redis.call('SCARD', p .. ':user:' .. user .. ':nodes')",
 });
 
 /// After (re)connecting: the node's users are exactly ARGV[3..]. Returns those of the old list
-/// who are now online nowhere (they left while the broker was away).
+/// who are now online nowhere (they left while the broker was away), then those who are
+/// online now and were nowhere before (they came while it was away).
 pub static RESYNC: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -56,11 +57,15 @@ for _, user in ipairs(redis.call('SMEMBERS', mine)) do
   end
 end
 redis.call('DEL', mine)
+local online = {}
 for i = 3, #ARGV do
+  local nodes = p .. ':user:' .. ARGV[i] .. ':nodes'
   redis.call('SADD', mine, ARGV[i])
-  redis.call('SADD', p .. ':user:' .. ARGV[i] .. ':nodes', node)
+  if redis.call('SADD', nodes, node) == 1 and redis.call('SCARD', nodes) == 1 then
+    online[#online + 1] = ARGV[i]
+  end
 end
-return offline",
+return { offline, online }",
     )
 });
 

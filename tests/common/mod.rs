@@ -7,6 +7,8 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod cluster;
+pub mod http;
+pub mod process;
 pub mod raw;
 
 use std::collections::VecDeque;
@@ -158,14 +160,7 @@ impl TestServer {
 
     /// Registers `username` (password "password123") and returns the user with their token.
     pub async fn user(&self, username: &str) -> TestUser {
-        let (status, body) =
-            self.post(None, "/api/auth/register", json!({"username": username, "password": "password123"})).await;
-        assert_eq!(status, 201, "register {username}: {body}");
-        TestUser {
-            id: body["user"]["id"].as_str().expect("user id").to_string(),
-            username: body["user"]["username"].as_str().expect("username").to_string(),
-            token: body["token"].as_str().expect("token").to_string(),
-        }
+        http::Http::of(self).user(username).await
     }
 
     pub async fn get(&self, user: Option<&TestUser>, path: &str) -> (u16, Value) {
@@ -435,6 +430,19 @@ impl Ws {
 }
 
 /// Runs one statement on the test PostgreSQL (as its admin: databases are created and dropped).
+/// Drops a database from a `Drop` impl: that runs inside the test's runtime, which cannot block
+/// on a future, so on a thread of its own. Fails the test if it cannot (unless it fails already).
+pub fn drop_database_now(admin_url: String, name: String) {
+    let dropped = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(pg_execute(&admin_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
+    })
+    .join();
+    if dropped.is_err() && !std::thread::panicking() {
+        panic!("the test database could not be dropped");
+    }
+}
+
 pub async fn pg_execute(admin_url: &str, sql: &str) {
     let mut conn = AsyncPgConnection::establish(admin_url).await.expect("connect to the test PostgreSQL");
     diesel::sql_query(sql).execute(&mut conn).await.unwrap_or_else(|err| panic!("{sql}: {err}"));

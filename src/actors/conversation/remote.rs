@@ -6,10 +6,10 @@
 use actix::prelude::*;
 
 use super::writes::live_members_remove;
-use super::{ConversationActor, MemberState, State};
-use crate::actors::presence::{Unwatch, Watch};
+use super::{ConversationActor, State};
+use crate::actors::presence::Unwatch;
 use crate::cluster::{Change, ClusterEvent, Header};
-use crate::protocol::{Event, Frame, Role};
+use crate::protocol::{Event, Frame};
 use crate::types::UserId;
 
 /// An event of another node about this conversation (from the broker, through the registry).
@@ -79,18 +79,7 @@ impl ConversationActor {
         self.queue_unread(sender, ctx);
         match change {
             None => self.deliver_in_order(seq, frame, ctx),
-            Some(Change::Add(user)) if !live_has(&self.state, user) => {
-                // As for a local join: the newcomer's sessions must be known before delivery.
-                let watch =
-                    Watch { conversation: id, users: vec![user], watcher: ctx.address().downgrade().recipient() };
-                ctx.wait(self.deps.presence.send(watch).into_actor(self).map(move |sessions, act, ctx| {
-                    if let State::Live(live) = &mut act.state {
-                        let sessions = sessions.ok().and_then(|mut s| s.remove(&user)).unwrap_or_default();
-                        live.members.insert(user, MemberState { role: Role::Member, last_read_seq: seq - 1, sessions });
-                    }
-                    act.deliver_in_order(seq, frame, ctx);
-                }));
-            }
+            Some(Change::Add(user)) if !live_has(&self.state, user) => self.admit(user, seq, frame, ctx, |_| {}),
             Some(Change::Add(_)) => self.deliver_in_order(seq, frame, ctx), // loaded with them already
             Some(Change::Remove { user, new_owner }) => {
                 self.deliver_in_order(seq, frame, ctx);

@@ -289,21 +289,10 @@ impl ConversationActor {
                 self.deliver_in_order(seq, frame, ctx);
                 let _ = reply.send(Ok(message));
             }
-            Some(MembershipChange::Add(user)) => {
-                // The newcomer's sessions must be known before the broadcast, so the actor waits
-                // for Presence (nothing else of this conversation runs meanwhile).
-                let watch =
-                    Watch { conversation: id, users: vec![user], watcher: ctx.address().downgrade().recipient() };
-                ctx.wait(self.deps.presence.send(watch).into_actor(self).map(move |sessions, act, ctx| {
-                    if let State::Live(live) = &mut act.state {
-                        let sessions = sessions.ok().and_then(|mut s| s.remove(&user)).unwrap_or_default();
-                        live.members.insert(user, MemberState { role: Role::Member, last_read_seq: seq - 1, sessions });
-                    }
-                    act.deliver_in_order(seq, frame, ctx);
-                    act.announce_membership(MembershipChange::Add(user));
-                    let _ = reply.send(Ok(message));
-                }));
-            }
+            Some(MembershipChange::Add(user)) => self.admit(user, seq, frame, ctx, move |act| {
+                act.announce_membership(MembershipChange::Add(user));
+                let _ = reply.send(Ok(message));
+            }),
             Some(MembershipChange::Remove(user)) => {
                 self.deliver_in_order(seq, frame, ctx); // the leaver sees their leaving too
                 live_members_remove(&mut self.state, user, appended.new_owner);
@@ -312,6 +301,28 @@ impl ConversationActor {
                 let _ = reply.send(Ok(message));
             }
         }
+    }
+
+    /// `user` joined with message `seq`: delivers it once the newcomer's sessions are known (the
+    /// actor waits for Presence, and nothing else of this conversation runs meanwhile), then
+    /// runs `then`.
+    pub(super) fn admit(
+        &mut self,
+        user: UserId,
+        seq: i64,
+        frame: crate::protocol::Frame,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self) + 'static,
+    ) {
+        let watch = Watch { conversation: self.id, users: vec![user], watcher: ctx.address().downgrade().recipient() };
+        ctx.wait(self.deps.presence.send(watch).into_actor(self).map(move |sessions, act, ctx| {
+            if let State::Live(live) = &mut act.state {
+                let sessions = sessions.ok().and_then(|mut s| s.remove(&user)).unwrap_or_default();
+                live.members.insert(user, MemberState { role: Role::Member, last_read_seq: seq - 1, sessions });
+            }
+            act.deliver_in_order(seq, frame, ctx);
+            then(act);
+        }));
     }
 
     /// `conversation:updated` to everyone concerned, each with their own unread count.
