@@ -86,6 +86,8 @@ export class AdminView {
       this.summary,
       stat('Node', actors.node_id),
       stat('Started', ago(actors.started_at).replace(/^on /, '')),
+      // In a cluster: whether this node reaches Redis ('off' on a node alone).
+      stat('Broker', actors.broker ? actors.broker.state : 'off'),
       stat('Sessions', actors.sessions.count),
       stat('Users connected', actors.sessions.users),
       stat('Users online', actors.presence.online_users),
