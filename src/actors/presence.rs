@@ -347,22 +347,59 @@ impl Handler<Settle> for Presence {
     type Result = ();
 
     fn handle(&mut self, Settle(found): Settle, ctx: &mut Self::Context) {
-        if found.online == self.users.contains_key(&found.user) {
-            self.changed(found.user, found.online, found.at, ctx);
+        self.settle(found, ctx);
+    }
+}
+
+impl Presence {
+    fn settle(&mut self, found: Found, ctx: &mut Context<Self>) {
+        let user = found.user;
+        if found.online != self.users.contains_key(&user) {
+            return;
+        }
+        match (found.online, found.at) {
+            (true, _) => self.changed(user, true, Timestamp::now(), ctx),
+            (false, Some(at)) => self.changed(user, false, at, ctx),
+            // Stored when they left (the broker was away then): announced with that time.
+            (false, None) => {
+                let store = self.store.clone();
+                let stored = async move { store.users(&[user]).await };
+                ctx.spawn(stored.into_actor(self).map(move |rows, act, ctx| {
+                    let at = rows.ok().and_then(|rows| rows.first()?.last_seen_at).unwrap_or_else(Timestamp::now);
+                    act.broker.publish(ClusterEvent::new(Header::Presence { user, online: false, at }));
+                    act.announce(user, false, at, false, ctx);
+                }));
+            }
         }
     }
 }
 
-/// The users with sessions here (those inside the grace period included), for the broker.
+/// The broker is connected again, or this node's entries in it may be stale: the node's users
+/// are registered again. Nothing else happens meanwhile (`ctx.wait`), so that no session that
+/// opens or closes now can be lost between the list and Redis. Answers whether it worked.
 #[derive(Message)]
-#[rtype(result = "Vec<UserId>")]
-pub struct LocalUsers;
+#[rtype(result = "bool")]
+pub struct Register;
 
-impl Handler<LocalUsers> for Presence {
-    type Result = MessageResult<LocalUsers>;
+impl Handler<Register> for Presence {
+    type Result = ResponseFuture<bool>;
 
-    fn handle(&mut self, _: LocalUsers, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.users.keys().copied().collect())
+    fn handle(&mut self, _: Register, ctx: &mut Self::Context) -> Self::Result {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let users: Vec<UserId> = self.users.keys().copied().collect();
+        let broker = self.broker.clone();
+        ctx.wait(async move { broker.register(&users).await }.into_actor(self).map(move |found, act, ctx| {
+            let registered = found.is_some();
+            let (offline, online) = found.unwrap_or_default();
+            for user in offline {
+                act.settle(Found { user, online: false, at: None }, ctx);
+            }
+            for user in online {
+                act.settle(Found { user, online: true, at: None }, ctx);
+            }
+            let _ = done.send(registered);
+        }));
+        Box::pin(async move { answer.await.unwrap_or(false) })
     }
 }
 

@@ -15,7 +15,7 @@ use actix::WeakAddr;
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
 
-use super::conversation::{ConversationActor, Deps, Remote, Stats};
+use super::conversation::{ConversationActor, Deps, Reload, Remote, Stats};
 use crate::error::{Error, Result};
 use crate::types::ConversationId;
 
@@ -108,6 +108,16 @@ impl Registry {
             && actors.get(&id).is_some_and(|e| e.addr == *addr)
         {
             actors.remove(&id);
+        }
+    }
+
+    /// Tells every live actor to read its members again (the broker is back after an outage,
+    /// in which membership changes of other nodes may have been lost).
+    pub fn reload_all(&self) {
+        if let Ok(actors) = self.actors.lock() {
+            for entry in actors.values().filter(|e| e.addr.connected()) {
+                entry.addr.do_send(Reload);
+            }
         }
     }
 

@@ -15,7 +15,7 @@ use redis::aio::MultiplexedConnection;
 
 use super::events::{ClusterEvent, Header};
 use super::{Found, Inner, scripts};
-use crate::actors::presence::{Announce, DeliverHere, LocalUsers, Presence, Settle};
+use crate::actors::presence::{Announce, DeliverHere, Presence, Register, Settle};
 use crate::actors::registry::Registry;
 use crate::types::{Timestamp, UserId};
 
@@ -98,13 +98,17 @@ async fn connected(inner: &Inner, inbox: &Inbox) -> redis::RedisResult<std::conv
         .await
         .map_err(|_| lost("timed out connecting for pub/sub"))??;
     pubsub.subscribe(&inner.channel).await?;
-    // Registered before marked up, so that nobody asks Redis about this node's users first.
-    heartbeat(inner, inbox, &mut conn, true).await?;
     if let Ok(mut slot) = inner.conn.write() {
         *slot = Some(conn.clone());
     }
+    inner.skip_until_ms.store(0, Ordering::Release);
     inner.up.store(true, Ordering::Release);
     metrics::gauge!(crate::metrics::BROKER_UP).set(1.0);
+    // The node's users are registered again (Redis may have lost them, or they changed
+    // meanwhile), and its actors read their members again: changes of other nodes may have
+    // been lost while the broker was away.
+    heartbeat(inner, inbox, &mut conn, true).await?;
+    inbox.registry.reload_all();
     log::info!("broker: connected as node {}", inner.node);
 
     let mut events = pubsub.into_on_message();
@@ -137,8 +141,9 @@ fn receive(inner: &Inner, inbox: &Inbox, bytes: &[u8]) {
     }
 }
 
-/// Renews this node's lease; registers its users again when asked to or when the lease was
-/// gone; takes the users of nodes whose lease ran out offline.
+/// Renews this node's lease; registers its users again when asked to, when the lease was gone
+/// (taken for dead, or Redis lost its data), or when a presence change could not be written;
+/// takes the users of nodes whose lease ran out offline.
 async fn heartbeat(
     inner: &Inner,
     inbox: &Inbox,
@@ -150,16 +155,9 @@ async fn heartbeat(
         scripts::HEARTBEAT.arg(&inner.prefix).arg(&node).arg(inner.ttl.as_millis() as u64).invoke_async(conn).await?;
     let mut reply = reply.into_iter();
     let lease_was_gone = matches!(reply.next(), Some(redis::Value::Int(1)));
-    if register || lease_was_gone {
-        let users = inbox.presence.send(LocalUsers).await.unwrap_or_default();
-        let mut resync = scripts::RESYNC.prepare_invoke();
-        resync.arg(&inner.prefix).arg(&node);
-        for user in &users {
-            resync.arg(user.0.to_string());
-        }
-        let (offline, online): (Vec<String>, Vec<String>) = resync.invoke_async(conn).await?;
-        settle(inbox, &offline, false, Timestamp::now());
-        settle(inbox, &online, true, Timestamp::now());
+    let stale = inner.stale.swap(false, Ordering::AcqRel);
+    if (register || lease_was_gone || stale) && !inbox.presence.send(Register).await.unwrap_or(false) {
+        inner.stale.store(true, Ordering::Release); // tried again at the next heartbeat
     }
     for dead in reply {
         let dead: String = redis::from_redis_value(dead)?;
@@ -170,16 +168,17 @@ async fn heartbeat(
         if let Some((last_beat, users)) = reaped.split_first() {
             log::warn!("broker: node {dead} stopped renewing its lease; {} of its users go offline", users.len());
             let at = last_beat.parse::<i64>().map_or_else(|_| Timestamp::now(), |ms| Timestamp::from_micros(ms * 1000));
-            settle(inbox, users, false, at);
+            take_offline(inbox, users, at);
         }
     }
     Ok(())
 }
 
-fn settle(inbox: &Inbox, users: &[String], online: bool, at: Timestamp) {
+/// The users of a dead node, online nowhere now: last seen at its last heartbeat.
+fn take_offline(inbox: &Inbox, users: &[String], at: Timestamp) {
     for user in users {
         match user.parse() {
-            Ok(id) => inbox.presence.do_send(Settle(Found { user: UserId(id), online, at })),
+            Ok(id) => inbox.presence.do_send(Settle(Found { user: UserId(id), online: false, at: Some(at) })),
             Err(_) => log::warn!("broker: a presence entry is not a user id: {user}"),
         }
     }

@@ -21,9 +21,9 @@ mod events;
 mod link;
 mod scripts;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
@@ -57,7 +57,19 @@ struct Inner {
     ttl: Duration,
     gap_wait: Duration,
     rate: (f64, f64),
+    /// A request on the path of a send or a connect that timed out makes the others skip Redis
+    /// until then (milliseconds since `born`): a hung Redis costs one timeout, not one per send.
+    skip_until_ms: AtomicU64,
+    born: Instant,
+    /// A presence change could not be written to Redis: the link registers this node's users
+    /// again at its next heartbeat.
+    stale: AtomicBool,
 }
+
+/// The longest a request on the path of a send or a connect waits for Redis before the node
+/// goes on without it (falling back to its own view), and how long it then leaves Redis alone.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(200);
+const SKIP_AFTER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What `/readyz` and the admin endpoint say of the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -102,6 +114,9 @@ impl Broker {
             ttl,
             gap_wait: Duration::from_millis(config.gap_wait_ms),
             rate,
+            skip_until_ms: AtomicU64::new(0),
+            born: Instant::now(),
+            stale: AtomicBool::new(false),
         }))))
     }
 
@@ -157,8 +172,42 @@ impl Broker {
 
     fn conn(&self) -> Option<(&Inner, MultiplexedConnection)> {
         let inner = self.0.as_deref()?;
+        if inner.elapsed_ms() < inner.skip_until_ms.load(Ordering::Acquire) {
+            return None;
+        }
         let conn = inner.conn.read().ok()?.clone()?;
         Some((inner, conn))
+    }
+
+    /// `request` on the path of a send or a connect: given up after [`REQUEST_TIMEOUT`], and
+    /// then Redis is left alone for a while; `None` on any failure (callers fall back).
+    async fn request<T>(&self, request: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+            Ok(result) => logged(result),
+            Err(_) => {
+                if let Some(inner) = &self.0 {
+                    let until = inner.elapsed_ms() + SKIP_AFTER_TIMEOUT.as_millis() as u64;
+                    inner.skip_until_ms.store(until, Ordering::Release);
+                }
+                log::warn!("broker: Redis did not answer within {REQUEST_TIMEOUT:?}; going on without it for now");
+                None
+            }
+        }
+    }
+
+    /// After (re)connecting, or when this node's entries may be stale: its users in Redis
+    /// become exactly `users`. Answers those who are online nowhere now, and those who are
+    /// online and were nowhere before (their changes were not announced).
+    pub async fn register(&self, users: &[UserId]) -> Option<(Vec<UserId>, Vec<UserId>)> {
+        let (inner, mut conn) = self.conn()?;
+        let mut resync = scripts::RESYNC.prepare_invoke();
+        resync.arg(&inner.prefix).arg(inner.node.to_string());
+        for user in users {
+            resync.arg(user.0.to_string());
+        }
+        let (offline, online): (Vec<String>, Vec<String>) = logged(resync.invoke_async(&mut conn).await)?;
+        let ids = |list: Vec<String>| list.iter().filter_map(|user| user.parse().ok().map(UserId)).collect();
+        Some((ids(offline), ids(online)))
     }
 
     /// A user's first session on this node: `Some(true)` if they just came online in the
@@ -173,11 +222,21 @@ impl Broker {
     }
 
     /// Runs a presence script for `user` on this node; the nodes that hold their sessions now.
+    /// A change that could not be written marks this node's entries stale (see `link.rs`).
     async fn user_nodes(&self, script: &redis::Script, user: UserId) -> Option<i64> {
-        let (inner, mut conn) = self.conn()?;
-        let mut invocation = script.prepare_invoke();
-        invocation.arg(&inner.prefix).arg(inner.node.to_string()).arg(user.0.to_string());
-        logged(invocation.invoke_async(&mut conn).await)
+        let inner = self.0.as_deref()?;
+        let nodes = match self.conn() {
+            Some((_, mut conn)) => {
+                let mut invocation = script.prepare_invoke();
+                invocation.arg(&inner.prefix).arg(inner.node.to_string()).arg(user.0.to_string());
+                self.request(invocation.invoke_async(&mut conn)).await
+            }
+            None => None,
+        };
+        if nodes.is_none() {
+            inner.stale.store(true, Ordering::Release);
+        }
+        nodes
     }
 
     /// Which of `users` have a session on some node.
@@ -187,7 +246,7 @@ impl Broker {
         for user in users {
             pipe.exists(format!("{}:user:{}:nodes", inner.prefix, user.0));
         }
-        logged(pipe.query_async(&mut conn).await)
+        self.request(pipe.query_async(&mut conn)).await
     }
 
     /// One token per message from each sender's bucket, shared by the cluster: per message,
@@ -200,7 +259,7 @@ impl Broker {
         for sender in senders {
             invocation.arg(sender.0.to_string());
         }
-        let waits: Vec<i64> = logged(invocation.invoke_async(&mut conn).await)?;
+        let waits: Vec<i64> = self.request(invocation.invoke_async(&mut conn)).await?;
         Some(waits.into_iter().map(|wait| u64::try_from(wait).ok()).collect())
     }
 }
@@ -212,11 +271,18 @@ fn logged<T>(result: redis::RedisResult<T>) -> Option<T> {
 }
 
 /// What the broker found of a user's presence in the cluster on its own: online nowhere any
-/// more (their node died, or they left while the broker was away; `at` is their last-seen
-/// time), or online and unannounced (they came while it was away).
+/// more (their node died: `at` is its last heartbeat, their last-seen time; or they left while
+/// the broker was away: `at` is `None`, their last-seen time is stored already), or online and
+/// unannounced (they came while it was away).
 #[derive(Debug, Clone, Copy)]
 pub struct Found {
     pub user: UserId,
     pub online: bool,
-    pub at: Timestamp,
+    pub at: Option<Timestamp>,
+}
+
+impl Inner {
+    fn elapsed_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
 }

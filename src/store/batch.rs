@@ -126,8 +126,10 @@ impl BatchSql for AsyncPgConnection {
              marked AS (\
                  UPDATE members AS m SET last_read_seq = x.seq \
                  FROM (SELECT conversation_id, sender_id, max(seq) AS seq FROM numbered GROUP BY 1, 2) AS x \
-                 WHERE m.conversation_id = x.conversation_id AND m.user_id = x.sender_id) \
-             SELECT id, seq FROM inserted",
+                 WHERE m.conversation_id = x.conversation_id AND m.user_id = x.sender_id RETURNING 1) \
+             SELECT id, seq, CASE WHEN (SELECT count(*) FROM marked) = $8 THEN 0 \
+                 ELSE ('a sender is not a member: ' || (SELECT count(*) FROM marked))::int END AS checked \
+             FROM inserted",
         )
         .bind::<Array<sql::Uuid>, _>(ids)
         .bind::<Array<sql::Uuid>, _>(batch.iter().map(|m| m.conversation_id).collect::<Vec<_>>())
@@ -135,14 +137,24 @@ impl BatchSql for AsyncPgConnection {
         .bind::<Array<Text>, _>(batch.iter().map(|m| m.kind).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(batch.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
         .bind::<Array<Nullable<Text>>, _>(batch.iter().map(|m| m.client_id.as_deref()).collect::<Vec<_>>())
-        .bind::<sql::TimePoint, _>(now))
+        .bind::<sql::TimePoint, _>(now)
+        .bind::<BigInt, _>(senders(batch)))
         .load(self)
         .await?;
         let seqs: HashMap<MessageId, i64> = rows.into_iter().map(|r| (r.id, r.seq)).collect();
         // A message of a conversation that is gone has no counter and was not stored: the batch
-        // fails (nothing of it is committed) and is retried one by one.
+        // fails (nothing of it is committed) and is retried one by one. So does a batch with a
+        // sender who is no longer a member (removed on another node a moment ago): the statement
+        // fails on the cast in its last line (not a constant, so that PostgreSQL cannot fold it
+        // at planning), so that nothing of it is kept, and the one-by-one
+        // appends refuse exactly that sender.
         ids.iter().map(|id| seqs.get(id).copied().ok_or(diesel::result::Error::NotFound)).collect()
     }
+}
+
+/// How many (conversation, sender) pairs `batch` has: the member rows its read markers move.
+fn senders(batch: &[NewMessage]) -> i64 {
+    batch.iter().map(|m| (m.conversation_id, m.sender)).collect::<std::collections::HashSet<_>>().len() as i64
 }
 
 #[derive(QueryableByName)]
@@ -210,10 +222,13 @@ impl BatchSql for SyncConnectionWrapper<SqliteConnection> {
             }
             // One's own messages are never unread (PROTOCOL.md §2).
             for ((conversation, user), seq) in markers {
-                diesel::update(members::table.find((conversation, user)))
+                let marked = diesel::update(members::table.find((conversation, user)))
                     .set(members::last_read_seq.eq(seq))
                     .execute(conn)
                     .await?;
+                if marked == 0 {
+                    return Err(diesel::result::Error::NotFound); // a sender is not a member
+                }
             }
             Ok(seqs)
         })

@@ -122,11 +122,16 @@ impl Store {
                 }
                 let row = new.row(id, seq, now);
                 diesel::insert_into(messages::table).values(&row).execute(conn).await?;
-                // One's own messages are never unread (PROTOCOL.md §2).
-                diesel::update(members::table.find((new.conversation_id, new.sender)))
+                // One's own messages are never unread (PROTOCOL.md §2). The sender must be a
+                // member: in a cluster another node may have removed them a moment ago, which
+                // this node's actor has not heard of yet (its member list is a cache).
+                let marked = diesel::update(members::table.find((new.conversation_id, new.sender)))
                     .set(members::last_read_seq.eq(seq))
                     .execute(conn)
                     .await?;
+                if marked == 0 && new.membership != Some(MembershipChange::Remove(new.sender)) {
+                    return Err(diesel::result::Error::NotFound); // nothing of it is kept
+                }
                 Ok((seq, new_owner))
             })
             .await

@@ -36,7 +36,7 @@ use crate::protocol::{ConversationKind, Event, Frame, Role};
 use crate::store::{Committer, Store};
 use crate::types::{ConversationId, Timestamp, UserId};
 
-pub use remote::Remote;
+pub use remote::{Reload, Remote};
 pub use requests::{ActorStats, AddMember, InjectFault, MarkRead, RemoveMember, SendMessage, Stats, Typing, Typists};
 use writes::{Reply, UnreadUpdates, Write};
 
@@ -84,8 +84,8 @@ enum State {
 struct Live {
     kind: ConversationKind,
     last_seq: i64,
-    /// In a cluster, where delivery starts: see `order.rs`.
-    resume_from: i64,
+    /// `last_seq` when the actor loaded.
+    loaded_seq: i64,
     members: HashMap<UserId, MemberState>,
     /// Typists and when their typing ends by itself.
     typing: HashMap<UserId, Instant>,
@@ -132,23 +132,18 @@ impl ConversationActor {
     fn load(&mut self, ctx: &mut Context<Self>) {
         let (id, store, presence) = (self.id, self.deps.store.clone(), self.deps.presence.clone());
         let watcher = ctx.address().downgrade().recipient();
-        // Events of other nodes may be a few milliseconds behind the database; this is ample.
-        let window = (self.deps.broker.gap_wait() * 10).max(Duration::from_secs(2));
-        let clustered = self.deps.broker.is_clustered();
         let load = async move {
             let Some(row) = store.conversation_row(id).await? else {
                 return Ok(None);
             };
-            let resume_from =
-                if clustered { order::resume_floor(&store, id, row.last_seq, window).await? } else { row.last_seq + 1 };
             let members = store.members(id).await?;
             let users = members.iter().map(|m| m.user_id).collect();
             let sessions =
                 presence.send(Watch { conversation: id, users, watcher }).await.map_err(|_| Error::ActorStopped)?;
-            Ok::<_, Error>(Some((row, resume_from, members, sessions)))
+            Ok::<_, Error>(Some((row, members, sessions)))
         };
         ctx.wait(load.into_actor(self).map(|loaded, act, ctx| match loaded {
-            Ok(Some((row, resume_from, members, mut sessions))) => {
+            Ok(Some((row, members, mut sessions))) => {
                 let members = members
                     .into_iter()
                     .map(|m| {
@@ -159,7 +154,7 @@ impl ConversationActor {
                 act.state = State::Live(Live {
                     kind: row.kind,
                     last_seq: row.last_seq,
-                    resume_from,
+                    loaded_seq: row.last_seq,
                     members,
                     typing: HashMap::new(),
                 });

@@ -8,44 +8,29 @@
 //!
 //! Where to start counting: an actor that has just loaded cannot know whether the events of
 //! the last messages it read are still on their way (committed on another node a moment
-//! before, published a moment after). So it starts from the oldest message of the last few
-//! seconds ([`resume_floor`]): those are delivered again if they were seen (clients keep
-//! messages by id, so a repeat is harmless), and never skipped.
+//! before, published a moment after). It counts from its first message, or from one past what
+//! it loaded, whichever is lower; an older event that arrives later was delivered by nobody
+//! here (each event arrives once), so it is delivered then, late rather than never. Clients
+//! keep messages by `seq` and id, so one arriving late takes its place.
 
 use std::collections::BTreeMap;
 
 use actix::prelude::*;
 
 use super::{ConversationActor, State};
-use crate::protocol::{Event, Frame};
+use crate::protocol::{Event, Frame, MessageKind};
 
 /// Most messages held behind a gap before it is filled without waiting.
 const MAX_HELD: usize = 1024;
 /// Most messages read in one gap fill.
 const FILL_PAGE: i64 = 500;
-/// Most recent messages an actor looks at when it loads.
-const RECENT: i64 = 64;
-
-/// The lowest `seq` whose event may still be on its way to a node loading the conversation
-/// now: the oldest of its last messages committed within `window` (one past `last_seq` if
-/// none were).
-pub(super) async fn resume_floor(
-    store: &crate::store::Store,
-    id: crate::types::ConversationId,
-    last_seq: i64,
-    window: std::time::Duration,
-) -> crate::error::Result<i64> {
-    let since = crate::types::Timestamp::from_micros(
-        crate::types::Timestamp::now().micros() - i64::try_from(window.as_micros()).unwrap_or(i64::MAX),
-    );
-    let recent = store.history(id, None, None, RECENT).await?;
-    Ok(recent.messages.iter().filter(|m| m.created_at >= since).map(|m| m.seq).min().unwrap_or(last_seq + 1))
-}
 
 #[derive(Default)]
 pub(super) struct Sequencer {
     /// The next `seq` to deliver; set by the first message after the actor loaded.
     next: Option<i64>,
+    /// The first `seq` delivered: everything from here to `next` was, nothing below.
+    first: i64,
     held: BTreeMap<i64, Frame>,
     /// A gap timer or fill is under way.
     filling: bool,
@@ -59,9 +44,16 @@ impl ConversationActor {
             return self.broadcast_message(&frame);
         }
         let State::Live(live) = &self.state else { return };
-        // The first message after loading starts the count, from the resume floor (or from an
-        // older message, if its event was on its way while the actor loaded).
-        let next = *self.order.next.get_or_insert(seq.min(live.resume_from));
+        let next = *self.order.next.get_or_insert_with(|| {
+            let first = seq.min(live.loaded_seq + 1);
+            self.order.first = first;
+            first
+        });
+        if seq < self.order.first {
+            // Committed before this actor loaded, its event on its way meanwhile: nobody here
+            // has delivered it.
+            return self.broadcast_message(&frame);
+        }
         if seq < next {
             return; // delivered already (a gap fill overtook its event)
         }
@@ -107,6 +99,10 @@ impl ConversationActor {
                     Ok(page) => {
                         for message in &page.messages {
                             act.order.held.entry(message.seq).or_insert_with(|| Event::MessageNew { message }.encode());
+                        }
+                        // A missed membership change: the member list here is out of date.
+                        if page.messages.iter().any(|m| m.kind == MessageKind::System) {
+                            act.reload_members(ctx);
                         }
                         // A page shorter than the gap leaves the rest to the next round; an empty
                         // one means the gap is not in the database (cannot happen: seqs are

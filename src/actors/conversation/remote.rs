@@ -6,9 +6,10 @@
 use actix::prelude::*;
 
 use super::writes::live_members_remove;
-use super::{ConversationActor, State};
-use crate::actors::presence::Unwatch;
+use super::{ConversationActor, MemberState, State};
+use crate::actors::presence::{Unwatch, Watch};
 use crate::cluster::{Change, ClusterEvent, Header};
+use crate::error::Error;
 use crate::protocol::{Event, Frame};
 use crate::types::UserId;
 
@@ -92,4 +93,68 @@ impl ConversationActor {
 
 fn live_has(state: &State, user: UserId) -> bool {
     matches!(state, State::Live(live) if live.members.contains_key(&user))
+}
+
+/// The broker was away: events of other nodes may have been lost, membership changes among
+/// them. Sent to every live actor when the node is connected again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reload;
+
+impl Handler<Reload> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Reload, ctx: &mut Self::Context) {
+        self.reload_members(ctx);
+    }
+}
+
+impl ConversationActor {
+    /// Reads the members again from the database (the truth), when this node may have missed
+    /// a change made on another: the broker was away, a gap fill read a membership message, or
+    /// the store refused a sender this actor took for a member. Members who left are dropped
+    /// (with their typing), newcomers are watched, and everyone's role and read marker follow.
+    pub(super) fn reload_members(&mut self, ctx: &mut Context<Self>) {
+        if !matches!(self.state, State::Live(_)) {
+            return;
+        }
+        let (id, store, presence) = (self.id, self.deps.store.clone(), self.deps.presence.clone());
+        let watcher = ctx.address().downgrade().recipient();
+        let reload = async move {
+            let rows = store.members(id).await?;
+            let users = rows.iter().map(|m| m.user_id).collect();
+            let sessions =
+                presence.send(Watch { conversation: id, users, watcher }).await.map_err(|_| Error::ActorStopped)?;
+            Ok::<_, Error>((rows, sessions))
+        };
+        ctx.spawn(reload.into_actor(self).map(move |reloaded, act, _| {
+            let (rows, mut sessions) = match reloaded {
+                Ok(reloaded) => reloaded,
+                Err(err) => return log::warn!("conversation {id}: cannot reload the members: {err}"),
+            };
+            let State::Live(live) = &mut act.state else { return };
+            let gone: Vec<UserId> =
+                live.members.keys().filter(|user| !rows.iter().any(|row| row.user_id == **user)).copied().collect();
+            for user in &gone {
+                live.members.remove(user);
+                live.typing.remove(user);
+            }
+            for row in rows {
+                // The sessions as Presence knows them now; later ones arrive as `MemberSessions`.
+                let sessions = sessions.remove(&row.user_id).unwrap_or_default();
+                let member = live.members.entry(row.user_id).or_insert(MemberState {
+                    role: row.role,
+                    last_read_seq: row.last_read_seq,
+                    sessions: Vec::new(),
+                });
+                member.role = row.role;
+                member.last_read_seq = member.last_read_seq.max(row.last_read_seq);
+                member.sessions = sessions;
+            }
+            if !gone.is_empty() {
+                log::info!("conversation {id}: {} member(s) left on another node meanwhile", gone.len());
+                act.deps.presence.do_send(Unwatch { conversation: id, users: gone });
+            }
+        }));
+    }
 }

@@ -235,6 +235,10 @@ impl ConversationActor {
                     }
                     Err(err) => {
                         act.fail_fast(&err);
+                        if matches!(err, Error::NotFound(_)) {
+                            // The store knows a sender is no member: this actor's list is stale.
+                            act.reload_members(ctx);
+                        }
                         drop(reply.send(Err(err)));
                     }
                 }
