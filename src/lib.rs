@@ -95,13 +95,14 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         ));
     }
     let secret = auth::tokens::resolve_secret(config.jwt_secret.clone(), &url)?;
+    crate::metrics::handle(); // installed before anything records
+    // Every setting is checked before the database is touched (and migrated).
+    let node_id = uuid::Uuid::new_v4();
+    let broker = Broker::new(&config.cluster, node_id, (config.limits.rate_per_sec, config.limits.rate_burst))?;
     let keys = Keys::new(&secret, config.jwt_public_key.as_deref(), config.token_ttl_secs)?;
     let store = Store::connect(&url, config.db_pool_size, Duration::from_millis(config.db_timeout_ms)).await?;
 
     let limits = Arc::new(config.limits.clone());
-    crate::metrics::handle(); // installed before anything records
-    let node_id = uuid::Uuid::new_v4();
-    let broker = Broker::new(&config.cluster, node_id, (limits.rate_per_sec, limits.rate_burst))?;
     // Shared actors are started once, here, never inside the HttpServer factory (which runs
     // once per worker).
     let presence =

@@ -959,3 +959,25 @@ async fn a_member_removed_while_redis_is_down_cannot_post_through_another_node()
     cluster.stop().await;
     drop(redis);
 }
+
+/// A Redis URL that is not one stops the start with a message that names the setting, before
+/// the database is touched: nothing is migrated into a database the node will not serve.
+#[actix_web::test]
+async fn a_bad_redis_url_stops_the_start_before_the_database_is_migrated() {
+    let Some(admin_url) = postgres_url() else {
+        return;
+    };
+    let database = SharedDatabase::create(&admin_url).await;
+    let mut config = parley::config::Config::from_env();
+    config.database_url = database.url.clone();
+    config.jwt_secret = Some(SECRET.into());
+    config.cluster.redis_url = Some("http://not-redis".into());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let error = match parley::start(listener, config).await {
+        Ok(_) => panic!("a node with a bad Redis URL started"),
+        Err(err) => err.to_string(),
+    };
+    assert!(error.contains("PARLEY_REDIS_URL"), "the error names the setting: {error}");
+    // Migrations would have made `users`: creating it succeeds only on an untouched database.
+    pg_execute(&database.url, "CREATE TABLE users (id int)").await;
+}
