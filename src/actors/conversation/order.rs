@@ -19,6 +19,7 @@ use actix::prelude::*;
 
 use super::{ConversationActor, State};
 use crate::protocol::{Event, Frame, MessageKind};
+use crate::types::UserId;
 
 /// Most messages held behind a gap before it is filled without waiting.
 const MAX_HELD: usize = 1024;
@@ -32,6 +33,9 @@ pub(super) struct Sequencer {
     /// The first `seq` delivered: everything from here to `next` was, nothing below.
     first: i64,
     held: BTreeMap<i64, Frame>,
+    /// Members who left with a message still held: they go once it is delivered, so that their
+    /// sessions see their leaving, and nothing after it.
+    removals: BTreeMap<i64, (UserId, Option<UserId>)>,
     /// A gap timer or fill is under way.
     filling: bool,
 }
@@ -61,14 +65,35 @@ impl ConversationActor {
         self.release(ctx);
     }
 
+    /// `user` left with message `seq` (`new_owner` owns the group now): they leave the member
+    /// list once that message is delivered here.
+    pub(super) fn remove_member_after(&mut self, seq: i64, user: UserId, new_owner: Option<UserId>) {
+        match self.order.next {
+            Some(next) if seq >= next => {
+                self.order.removals.insert(seq, (user, new_owner));
+            }
+            _ => self.remove_member(user, new_owner), // delivered (or a node alone: at once)
+        }
+    }
+
     /// Delivers the held messages that are next in line; waits for (or fills) a gap.
     fn release(&mut self, ctx: &mut Context<Self>) {
         let Some(mut next) = self.order.next else { return };
         while let Some(frame) = self.order.held.remove(&next) {
             self.broadcast_message(&frame);
+            if let Some((user, new_owner)) = self.order.removals.remove(&next) {
+                self.remove_member(user, new_owner);
+            }
             next += 1;
         }
         self.order.next = Some(next);
+        // Removals whose message was skipped (a gap that could not be filled) apply now.
+        while let Some(entry) = self.order.removals.first_entry()
+            && *entry.key() < next
+        {
+            let (user, new_owner) = entry.remove();
+            self.remove_member(user, new_owner);
+        }
         if self.order.held.is_empty() || self.order.filling {
             return;
         }

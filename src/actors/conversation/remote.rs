@@ -5,7 +5,6 @@
 
 use actix::prelude::*;
 
-use super::writes::live_members_remove;
 use super::{ConversationActor, MemberState, State};
 use crate::actors::presence::{Unwatch, Watch};
 use crate::cluster::{Change, ClusterEvent, Header};
@@ -84,8 +83,7 @@ impl ConversationActor {
             Some(Change::Add(_)) => self.deliver_in_order(seq, frame, ctx), // loaded with them already
             Some(Change::Remove { user, new_owner }) => {
                 self.deliver_in_order(seq, frame, ctx);
-                live_members_remove(&mut self.state, user, new_owner);
-                self.deps.presence.do_send(Unwatch { conversation: id, users: vec![user] });
+                self.remove_member_after(seq, user, new_owner);
             }
         }
     }

@@ -299,8 +299,7 @@ impl ConversationActor {
             }),
             Some(MembershipChange::Remove(user)) => {
                 self.deliver_in_order(seq, frame, ctx); // the leaver sees their leaving too
-                live_members_remove(&mut self.state, user, appended.new_owner);
-                self.deps.presence.do_send(Unwatch { conversation: id, users: vec![user] });
+                self.remove_member_after(seq, user, appended.new_owner);
                 self.announce_membership(MembershipChange::Remove(user));
                 let _ = reply.send(Ok(message));
             }
@@ -333,7 +332,9 @@ impl ConversationActor {
     pub(super) fn announce_membership(&mut self, change: MembershipChange) {
         let Ok(live) = self.live() else { return };
         let mut users: Vec<UserId> = live.members.keys().copied().collect();
-        if let MembershipChange::Remove(user) = change {
+        if let MembershipChange::Remove(user) = change
+            && !users.contains(&user)
+        {
             users.push(user); // so that their clients drop the conversation
         }
         let (id, store, presence) = (self.id, self.deps.store.clone(), self.deps.presence.clone());
@@ -462,14 +463,18 @@ fn shed(reply: oneshot::Sender<Result<Msg>>) {
     drop(reply.send(Err(Error::Overloaded)));
 }
 
-/// `user` left; `new_owner` (chosen by the store, in the same transaction) owns the group now.
-pub(super) fn live_members_remove(state: &mut State, user: UserId, new_owner: Option<UserId>) {
-    if let State::Live(live) = state {
-        live.members.remove(&user);
-        live.typing.remove(&user);
-        if let Some(owner) = new_owner.and_then(|id| live.members.get_mut(&id)) {
-            owner.role = Role::Owner;
+impl ConversationActor {
+    /// `user` left; `new_owner` (chosen by the store, in the same transaction) owns the group
+    /// now.
+    pub(super) fn remove_member(&mut self, user: UserId, new_owner: Option<UserId>) {
+        if let State::Live(live) = &mut self.state {
+            live.members.remove(&user);
+            live.typing.remove(&user);
+            if let Some(owner) = new_owner.and_then(|id| live.members.get_mut(&id)) {
+                owner.role = Role::Owner;
+            }
         }
+        self.deps.presence.do_send(Unwatch { conversation: self.id, users: vec![user] });
     }
 }
 
