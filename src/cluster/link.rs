@@ -17,7 +17,7 @@ use super::events::{ClusterEvent, Header};
 use super::{Found, Inner, scripts};
 use crate::actors::presence::{Announce, DeliverHere, Presence, Register, Settle};
 use crate::actors::registry::Registry;
-use crate::types::{Timestamp, UserId};
+use crate::types::Timestamp;
 
 /// Where events from other nodes go.
 pub struct Inbox {
@@ -166,22 +166,15 @@ async fn heartbeat(
         }
         let reaped: Vec<String> = scripts::REAP.arg(&inner.prefix).arg(&dead).invoke_async(conn).await?;
         if let Some((last_beat, users)) = reaped.split_first() {
+            // Online nowhere now: last seen at the dead node's last heartbeat.
             log::warn!("broker: node {dead} stopped renewing its lease; {} of its users go offline", users.len());
             let at = last_beat.parse::<i64>().map_or_else(|_| Timestamp::now(), |ms| Timestamp::from_micros(ms * 1000));
-            take_offline(inbox, users, at);
+            for user in super::user_ids(users) {
+                inbox.presence.do_send(Settle(Found { user, online: false, at: Some(at) }));
+            }
         }
     }
     Ok(())
-}
-
-/// The users of a dead node, online nowhere now: last seen at its last heartbeat.
-fn take_offline(inbox: &Inbox, users: &[String], at: Timestamp) {
-    for user in users {
-        match user.parse() {
-            Ok(id) => inbox.presence.do_send(Settle(Found { user: UserId(id), online: false, at: Some(at) })),
-            Err(_) => log::warn!("broker: a presence entry is not a user id: {user}"),
-        }
-    }
 }
 
 /// Publishes what the node's actors queued, many events per round trip, in order.

@@ -206,8 +206,7 @@ impl Broker {
             resync.arg(user.0.to_string());
         }
         let (offline, online): (Vec<String>, Vec<String>) = logged(resync.invoke_async(&mut conn).await)?;
-        let ids = |list: Vec<String>| list.iter().filter_map(|user| user.parse().ok().map(UserId)).collect();
-        Some((ids(offline), ids(online)))
+        Some((user_ids(&offline), user_ids(&online)))
     }
 
     /// A user's first session on this node: `Some(true)` if they just came online in the
@@ -279,6 +278,20 @@ pub struct Found {
     pub user: UserId,
     pub online: bool,
     pub at: Option<Timestamp>,
+}
+
+/// User ids as the scripts answer them; an entry that is not one is logged and left out.
+fn user_ids(entries: &[String]) -> Vec<UserId> {
+    entries
+        .iter()
+        .filter_map(|entry| match entry.parse() {
+            Ok(id) => Some(UserId(id)),
+            Err(_) => {
+                log::warn!("broker: a presence entry is not a user id: {entry}");
+                None
+            }
+        })
+        .collect()
 }
 
 impl Inner {
