@@ -5,7 +5,7 @@
 //! Everything that sends to a session (its own replies, conversation actors, Presence) pushes
 //! onto the queue without waiting. A full queue means the client is not reading fast enough: the
 //! session is closed with 1013 and its queue dropped, so one slow client costs a bounded amount
-//! of memory and never slows its conversation (docs/PROTOCOL.md).
+//! of memory and never slows its conversation (docs/PROTOCOL.md §3).
 //!
 //! Closing must work even when the client has stopped reading entirely. Then the close frame
 //! itself cannot be written, and actix's HTTP dispatcher waits on the socket forever (it has no

@@ -1,5 +1,4 @@
-//! Admin inspection of this node's actors (docs/PROTOCOL.md, admin endpoints): admin tokens
-//! only.
+//! Admin inspection of this node's actors (docs/PROTOCOL.md §5): admin tokens only.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
