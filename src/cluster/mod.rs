@@ -31,12 +31,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 pub use events::{Change, ClusterEvent, EventKind};
-use futures_util::future::BoxFuture;
 pub use inbound::{Inbound, Unannounced};
 
 use crate::config::ClusterConfig;
