@@ -81,6 +81,16 @@ impl Error {
         Error::BadRequest(message.into())
     }
 
+    /// The database cannot be reached (connection lost, pool exhausted), or could not be read.
+    pub fn database_unavailable() -> Self {
+        Error::Unavailable("the database is unavailable".into())
+    }
+
+    /// The node's Presence actor did not answer: it is being restarted.
+    pub fn presence_restarting() -> Self {
+        Error::Unavailable("presence is restarting".into())
+    }
+
     /// The error as a client sees it; also counts it by code and logs an internal one (its
     /// detail stays in the log). REST answers and WebSocket error frames both come here.
     pub fn report(&self) -> ErrorBody {
@@ -139,7 +149,7 @@ impl From<diesel::result::Error> for Error {
             D::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
             | D::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => {
                 log::warn!("database connection lost: {err}");
-                Error::Unavailable("the database is unavailable".into())
+                Error::database_unavailable()
             }
             // SQLite's writer lock still held after the busy timeout: too busy, not broken.
             D::DatabaseError(_, info) if info.message().contains("database is locked") => {
@@ -154,6 +164,6 @@ impl From<diesel::result::Error> for Error {
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for Error {
     fn from(err: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
         log::warn!("database pool: {err}");
-        Error::Unavailable("the database is unavailable".into())
+        Error::database_unavailable()
     }
 }

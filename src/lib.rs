@@ -2,32 +2,49 @@
 //!
 //! A self-hosted real-time chat server: 1:1 and group conversations over WebSocket and REST,
 //! on actix actors, with SQLite (embedded, the default) or PostgreSQL underneath. The wire
-//! contract is `PROTOCOL.md`; the shape of the code is `ARCHITECTURE.md`.
+//! contract is `docs/PROTOCOL.md`; the shape of the code is `docs/ARCHITECTURE.md`.
 //!
 //! # Layout
+//!
+//! From the bottom layer up; a module imports only from the layers below it.
 //!
 //! - [`config`]: every setting, from flags and `PARLEY_*` variables.
 //! - [`error`]: the one error type, and how it maps to HTTP statuses and protocol codes.
 //! - [`types`]: typed ids and timestamps, usable as diesel types on both backends.
+//! - [`metrics`]: the names of the Prometheus metrics, and the exporter behind `/metrics`.
 //! - [`protocol`]: the wire objects, client commands, server events and frames.
 //! - [`store`]: the database behind a small async API; migrations per backend; the group
-//!   committer, which commits the sends of many conversations in one transaction.
-//! - [`auth`]: tokens, passwords, and the `AuthUser` extractor.
-//! - [`actors`]: `WsSession` (one per socket), `ConversationActor` (one per active
-//!   conversation, found or started by the `Registry`), `Presence` (one per node).
-//! - [`http`]: the route table and one module per resource.
+//!   committer, which commits the sends of many conversations in one transaction (and asks
+//!   for cluster-wide rate permits through its `Permits` port).
+//! - [`rate_limit`]: messages per second per user, on this node.
 //! - [`cluster`]: several nodes on one PostgreSQL: the Redis broker that carries each node's
-//!   events to the others, cluster-wide presence and rates.
-//! - [`state`]: what handlers and sessions share; [`rate_limit`]: messages per second per user.
+//!   events to the others, cluster-wide presence and rates. It hands what it receives to the
+//!   `cluster::Inbound` port, which the actors implement.
+//! - [`actors`]: `WsSession` (one per socket), `ConversationActor` (one per active
+//!   conversation, found or started by the `Registry`), `Presence` (one per node: sessions,
+//!   online/offline, user-addressed delivery), `ClusterInbox` (the actors' side of the cluster
+//!   port), and each session's outgoing queue.
+//! - [`auth`]: tokens, passwords, and the `AuthUser` extractor.
+//! - [`http`]: the route table and one module per resource.
+//! - [`app`]: the handles that handlers and sessions share (`AppState`).
+//! - `src/bin/parley-bench/`: the load generator (a program that prints figures).
+//!
+//! # Where each command is handled
+//!
+//! - Every WebSocket command: the `match` in `WsSession::command` (`actors/session.rs`); writes
+//!   go on to the conversation's actor (`actors/conversation/`), reads to the store, and
+//!   `presence:query` to `actors/presence/query.rs`.
+//! - Every REST route: the route table in `http/mod.rs`, one handler module per resource.
 //!
 //! How a message flows: a client's `message:send` frame (or `POST …/messages`) reaches the
 //! conversation's actor, which hands it, with any other sends it has queued, to a lane of the
 //! group committer; the lane commits them in one transaction with the sends of other
 //! conversations (the database assigns `seq`). The actor then encodes `message:new` once,
-//! queues those bytes on every member session's outbox, and only then acknowledges. Reads
-//! (history, sync, lists) go to the store directly.
+//! queues those bytes on every member session's outgoing queue, and only then acknowledges.
+//! Reads (history, sync, lists) go to the store directly.
 
 pub mod actors;
+pub mod app;
 pub mod auth;
 pub mod cluster;
 pub mod config;
@@ -36,7 +53,6 @@ pub mod http;
 pub mod metrics;
 pub mod protocol;
 pub mod rate_limit;
-pub mod state;
 pub mod store;
 pub mod types;
 
@@ -49,16 +65,18 @@ use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 
 use crate::actors::conversation::Deps;
-use crate::actors::outbox::SocketGuard;
+use crate::actors::inbox::ClusterInbox;
+use crate::actors::outgoing::SocketGuard;
 use crate::actors::presence::{CloseAll, Presence};
 use crate::actors::registry::Registry;
+use crate::app::AppState;
 use crate::auth::{Auth, Keys};
-use crate::cluster::{Broker, Inbox};
+use crate::cluster::Broker;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::http::origin::OriginPolicy;
 use crate::rate_limit::RateLimiter;
-use crate::state::AppState;
-use crate::store::{Committer, CommitterConfig, DatabaseUrl, Store, redact};
+use crate::store::{Committer, CommitterConfig, DatabaseUrl, Permits, Store, redact};
 use crate::types::Timestamp;
 
 /// A started server: where it listens, and how to stop it.
@@ -105,16 +123,17 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     let limits = Arc::new(config.limits.clone());
     // Shared actors are started once, here, never inside the HttpServer factory (which runs
     // once per worker).
-    let presence =
-        Presence::new(store.clone(), broker.clone(), Duration::from_millis(limits.presence_grace_ms)).start();
+    let presence = Presence::new(store.clone(), broker.clone(), &limits).start();
     let threads = config.conversation_threads.unwrap_or_else(Config::cores).max(1);
     let arbiters: Vec<Arbiter> = (0..threads).map(|_| Arbiter::new()).collect();
     let handles: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
     // SQLite has one writer at a time: more lanes would only wait for its lock.
     let lanes = if matches!(url, DatabaseUrl::Sqlite(_)) { 1 } else { config.commit_lanes.max(1) };
+    // Cluster-wide rate permits only with a broker; alone, the node's own limiter is the limit.
+    let permits = config.cluster.redis_url.is_some().then(|| Arc::new(broker.clone()) as Arc<dyn Permits>);
     let committer = Committer::start(
         Store::open(&url, lanes, Duration::from_millis(config.db_timeout_ms))?,
-        broker.clone(),
+        permits,
         CommitterConfig { lanes, max_batch: config.commit_batch.max(1), deadline: limits.send_deadline() },
         &handles,
     );
@@ -126,7 +145,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         limits: limits.clone(),
     };
     let registry = Registry::new(handles, deps);
-    broker.start(Inbox { registry: registry.clone(), presence: presence.clone() });
+    broker.start(Arc::new(ClusterInbox { registry: registry.clone(), presence: presence.clone() }));
     let running_broker = broker.clone();
     let state = web::Data::new(AppState {
         store: store.clone(),
@@ -138,17 +157,17 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         node_id,
         started_at: Timestamp::now(),
         admin_users: config.admin_users.clone(),
-        origins: http::origin::OriginPolicy::new(&config.allowed_origins),
         fault_injection: config.fault_injection,
     });
+    let origins = web::Data::new(OriginPolicy::new(&config.allowed_origins));
     let auth = web::Data::new(Auth::new(keys, store.clone(), config.login_failures));
     let (json, query, path) = http::extractor_configs(&limits);
 
     let addr = listener.local_addr().map_err(|err| Error::Internal(format!("listener: {err}")))?;
-    let origins = state.origins.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(origins.clone())
             .app_data(auth.clone())
             .app_data(json.clone())
             .app_data(query.clone())

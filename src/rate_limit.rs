@@ -1,4 +1,4 @@
-//! Rates: messages per second per user (PROTOCOL.md §4), a token bucket per user shared by
+//! Rates: messages per second per user (docs/PROTOCOL.md §4), a token bucket per user shared by
 //! every session and by REST, since the limit is the user's and not the connection's; and the
 //! [`TokenBucket`] itself, which sessions also use to bound the frames of one connection.
 //!

@@ -19,7 +19,7 @@
 //   online again rather than retrying while it is offline.
 // - On every (re)connect, asks `sync` from the last seq seen of each tracked conversation, and
 //   hands what was missed to the same `message:new` listeners, in seq order.
-// - Sends go through an outbox: each has a client_id, stays queued until its ack, and is sent
+// - Sends are kept as pending sends: each has a client_id, stays queued until its ack, and is sent
 //   again with the same client_id after a reconnect, so the server stores it once.
 // - A message is handed to listeners once, whichever way it came (event, ack, sync): by id.
 
@@ -122,7 +122,8 @@ const DEFAULTS = {
  * - `ready` `{user, session_id, resumed}` after `session:ready` (and before sync runs).
  * - `synced` `{ok, resumed}` once the sync after a (re)connect is done (what it found has been
  *   handed to `message:new` by then); the time to ask for anything else, such as a join.
- * - `outbox` `{pending: [{client_id, conversation_id, body, created_at}]}` whenever it changes.
+ * - `outbox` `{pending: [{client_id, conversation_id, body, created_at}]}` whenever the pending
+ *   sends change (the event keeps its first name, which pages listen to).
  * - `send:failed` `{entry, error}` when the server refused a send for good (too long, not a member).
  * - `unauthorized` `{}` when the token was refused or expired: connect again with a new one.
  */
@@ -132,7 +133,7 @@ export class ParleyClient {
     this.token = token;
     this.options = { ...DEFAULTS, ...options };
     this.api = new ParleyApi(this.baseUrl, token);
-    this.storage = storage; // optional Storage (sessionStorage): the outbox survives a reload
+    this.storage = storage; // optional Storage (sessionStorage): pending sends survive a reload
 
     this.state = 'closed';
     this.socket = null;
@@ -144,7 +145,7 @@ export class ParleyClient {
     this._nextRef = 1;
     this._lastSeq = new Map(); // conversation id -> highest seq handed out, in order
     this._seenIds = new Set(); // message ids already handed out (insertion ordered, bounded)
-    this._outbox = this._loadOutbox(); // unacknowledged sends, oldest first
+    this._pendingSends = this._loadPendingSends(); // unacknowledged sends, oldest first
     this._inFlight = new Set(); // client_ids sent on the current socket, waiting for their ack
     this._attempt = 0; // failed connects in a row, for the backoff
     this._retryTimer = null;
@@ -338,7 +339,7 @@ export class ParleyClient {
     }
     if (socket !== this.socket) return; // dropped meanwhile: the next connection does it all again
     this._emit('synced', { ok, resumed });
-    this._flushOutbox();
+    this._flushPendingSends();
   }
 
   /** An application ping when the server has been quiet, to find half-open connections. */
@@ -484,10 +485,10 @@ export class ParleyClient {
   }
 
   // -------------------------------------------------------------------------------------------
-  // The outbox
+  // Pending sends
 
   /**
-   * Queues a message and sends it as soon as the connection allows. Returns the outbox entry;
+   * Queues a message and sends it as soon as the connection allows. Returns the pending entry;
    * the message itself arrives through `message:new` once stored (its `client_id` matches).
    */
   send(conversationId, body) {
@@ -497,25 +498,25 @@ export class ParleyClient {
       body,
       created_at: new Date().toISOString(),
     };
-    this._outbox.push(entry);
-    this._outboxChanged();
+    this._pendingSends.push(entry);
+    this._pendingSendsChanged();
     if (this.state === 'connected') this._sendEntry(entry);
     return entry;
   }
 
   /** Unacknowledged sends, oldest first. */
   pending(conversationId) {
-    return this._outbox.filter((e) => conversationId === undefined || e.conversation_id === conversationId);
+    return this._pendingSends.filter((e) => conversationId === undefined || e.conversation_id === conversationId);
   }
 
   /** Drops a queued send (the user gave up on it). */
   discard(clientId) {
-    this._outbox = this._outbox.filter((e) => e.client_id !== clientId);
-    this._outboxChanged();
+    this._pendingSends = this._pendingSends.filter((e) => e.client_id !== clientId);
+    this._pendingSendsChanged();
   }
 
-  _flushOutbox() {
-    for (const entry of this._outbox) this._sendEntry(entry);
+  _flushPendingSends() {
+    for (const entry of this._pendingSends) this._sendEntry(entry);
   }
 
   async _sendEntry(entry) {
@@ -549,29 +550,30 @@ export class ParleyClient {
 
   _acknowledged(clientId) {
     this._inFlight.delete(clientId);
-    const before = this._outbox.length;
-    this._outbox = this._outbox.filter((e) => e.client_id !== clientId);
-    if (this._outbox.length !== before) this._outboxChanged();
+    const before = this._pendingSends.length;
+    this._pendingSends = this._pendingSends.filter((e) => e.client_id !== clientId);
+    if (this._pendingSends.length !== before) this._pendingSendsChanged();
   }
 
-  _outboxChanged() {
+  _pendingSendsChanged() {
     if (this.storage) {
       try {
-        this.storage.setItem(this._outboxKey(), JSON.stringify(this._outbox));
+        this.storage.setItem(this._pendingSendsKey(), JSON.stringify(this._pendingSends));
       } catch {
         // A full or disabled storage only loses the reload-proofing.
       }
     }
-    this._emit('outbox', { pending: [...this._outbox] });
+    this._emit('outbox', { pending: [...this._pendingSends] });
   }
 
-  _outboxKey() {
+  _pendingSendsKey() {
+    // The key keeps its first name, so that sends saved by an earlier version are still found.
     return `parley.outbox.${tokenClaims(this.token).sub || 'anonymous'}`;
   }
 
-  _loadOutbox() {
+  _loadPendingSends() {
     if (!this.storage) return [];
-    const saved = safeParse(this.storage.getItem(this._outboxKey()) || '[]');
+    const saved = safeParse(this.storage.getItem(this._pendingSendsKey()) || '[]');
     return Array.isArray(saved) ? saved : [];
   }
 }

@@ -1,7 +1,11 @@
 //! WsSession: one actor per WebSocket. It keeps the heartbeat and the token's expiry, parses
-//! frames into commands, forwards writes to the conversation's actor, runs reads (join, sync,
-//! presence) against the Store, and writes replies and events through its outbox
-//! ([`super::outbox`]). The token was checked at the upgrade; nothing here checks it again.
+//! frames into commands, and handles every command in one `match` ([`WsSession::command`]):
+//! writes go to the conversation's actor, reads (join, sync) to the Store, `presence:query` to
+//! Presence. It writes replies and events through its outgoing queue ([`super::outgoing`]). The
+//! token was checked at the upgrade; nothing here checks it again.
+//!
+//! It shares the server's handles through [`AppState`] (`crate::app`), a layer above the
+//! actors: the session is the WebSocket's handler, the actor-side twin of an HTTP handler.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,16 +18,16 @@ use actix_ws::{AggregatedMessage, ProtocolError};
 use serde::Serialize;
 
 use super::conversation::{ConversationActor, MarkRead, SendMessage, Typing, Typists};
-use super::outbox::{Outgoing, SessionHandle, close};
-use super::presence::{Connect, Disconnect};
+use super::outgoing::{Outgoing, SessionHandle, close};
+use super::presence::{self, Connect, Disconnect};
 use super::registry::WeakConversationRef;
+use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::protocol::{
-    ClientCommand, ClientFrame, Conversation, Empty, Event, Message as Msg, Presence, Ref, SyncData, encode_error,
+    self, ClientCommand, ClientFrame, Conversation, Empty, Event, Message as Msg, Ref, SyncData, encode_error,
     encode_reply,
 };
 use crate::rate_limit::TokenBucket;
-use crate::state::AppState;
 use crate::types::{ConversationId, SessionId, UserId};
 
 /// How long a stopping session waits for the client to fall silent before it closes.
@@ -209,7 +213,7 @@ impl WsSession {
                 let users = data.user_ids;
                 self.respond(
                     reference,
-                    async move { Ok(PresenceAck { presence: app.presence_of(&users).await? }) },
+                    async move { Ok(PresenceAck { presence: presence::query(&app.presence, users).await? }) },
                     ctx,
                 );
             }
@@ -244,7 +248,7 @@ struct SyncedConversation {
 
 #[derive(Serialize)]
 struct PresenceAck {
-    presence: Vec<Presence>,
+    presence: Vec<protocol::Presence>,
 }
 
 /// `conversation:join`: the conversation, its latest messages and who is typing. A read: it goes

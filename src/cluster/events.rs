@@ -1,7 +1,7 @@
 //! What nodes tell each other through the broker: one envelope per committed event.
 //!
 //! An envelope is the publishing node's id (16 bytes, so that a node skips its own events
-//! without parsing them), a JSON header, a newline, and for events that carry one, the frame
+//! without parsing them), a JSON header (the [`EventKind`]), a newline, and for events that carry one, the frame
 //! exactly as the publishing node sent it to its own sessions: a message is serialised once in
 //! the whole cluster, not once per node.
 
@@ -10,12 +10,12 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::protocol::Frame;
-use crate::store::MembershipChange;
 use crate::types::{ConversationId, Timestamp, UserId};
 
+/// What happened: the JSON header of an envelope, and how a receiving node routes the event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-pub enum Header {
+pub enum EventKind {
     /// A message committed; the frame is its `message:new`.
     Message {
         conversation: ConversationId,
@@ -49,7 +49,9 @@ pub enum Header {
     },
 }
 
-/// A membership change, as the other nodes' actors apply it to their member lists.
+/// A membership change, as the other nodes' actors apply it to their member lists. (It is
+/// made from the store's `MembershipChange` on the actors' side, `actors/inbox.rs`, so that the
+/// cluster does not depend on the store.)
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
@@ -57,29 +59,20 @@ pub enum Change {
     Remove { user: UserId, new_owner: Option<UserId> },
 }
 
-impl Change {
-    pub fn new(change: MembershipChange, new_owner: Option<UserId>) -> Change {
-        match change {
-            MembershipChange::Add(user) => Change::Add(user),
-            MembershipChange::Remove(user) => Change::Remove { user, new_owner },
-        }
-    }
-}
-
-/// One event as it travels: the header, and the frame of events that carry one.
+/// One event as it travels: its kind, and the frame of events that carry one.
 #[derive(Debug, Clone)]
 pub struct ClusterEvent {
-    pub header: Header,
+    pub kind: EventKind,
     pub frame: Option<Frame>,
 }
 
 impl ClusterEvent {
-    pub fn new(header: Header) -> Self {
-        ClusterEvent { header, frame: None }
+    pub fn new(kind: EventKind) -> Self {
+        ClusterEvent { kind, frame: None }
     }
 
-    pub fn with_frame(header: Header, frame: Frame) -> Self {
-        ClusterEvent { header, frame: Some(frame) }
+    pub fn with_frame(kind: EventKind, frame: Frame) -> Self {
+        ClusterEvent { kind, frame: Some(frame) }
     }
 
     /// The envelope published by `node`.
@@ -88,7 +81,7 @@ impl ClusterEvent {
         let mut bytes = Vec::with_capacity(16 + 160 + frame.len());
         bytes.extend_from_slice(node.as_bytes());
         // Serialising the header cannot fail: it has no maps and no fallible Serialize impl.
-        let _ = serde_json::to_writer(&mut bytes, &self.header);
+        let _ = serde_json::to_writer(&mut bytes, &self.kind);
         bytes.push(b'\n');
         bytes.extend_from_slice(frame.as_bytes());
         bytes
@@ -102,15 +95,15 @@ impl ClusterEvent {
             return Ok(None);
         }
         let newline = rest.iter().position(|b| *b == b'\n').ok_or_else(|| malformed("no header"))?;
-        let header: Header = serde_json::from_slice(&rest[..newline]).map_err(|err| malformed(&err.to_string()))?;
-        let frame = match &header {
-            Header::Message { .. } | Header::Deliver { .. } => {
+        let kind: EventKind = serde_json::from_slice(&rest[..newline]).map_err(|err| malformed(&err.to_string()))?;
+        let frame = match &kind {
+            EventKind::Message { .. } | EventKind::Deliver { .. } => {
                 let text = std::str::from_utf8(&rest[newline + 1..]).map_err(|_| malformed("frame is not UTF-8"))?;
                 Some(Frame::from(text))
             }
             _ => None,
         };
-        Ok(Some(ClusterEvent { header, frame }))
+        Ok(Some(ClusterEvent { kind, frame }))
     }
 }
 
@@ -122,7 +115,7 @@ mod tests {
     fn an_envelope_round_trips_and_a_node_skips_its_own() {
         let (me, other) = (Uuid::new_v4(), Uuid::new_v4());
         let event = ClusterEvent::with_frame(
-            Header::Message {
+            EventKind::Message {
                 conversation: ConversationId(Uuid::new_v4()),
                 seq: 7,
                 sender: UserId(Uuid::new_v4()),
@@ -133,7 +126,7 @@ mod tests {
         let bytes = event.encode(other);
         assert!(ClusterEvent::decode(&bytes, other).unwrap().is_none());
         let decoded = ClusterEvent::decode(&bytes, me).unwrap().unwrap();
-        assert!(matches!(decoded.header, Header::Message { seq: 7, .. }));
+        assert!(matches!(decoded.kind, EventKind::Message { seq: 7, .. }));
         assert_eq!(decoded.frame, event.frame);
         assert!(ClusterEvent::decode(b"short", me).is_err());
     }

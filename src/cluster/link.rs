@@ -1,59 +1,34 @@
-//! The node's link to the broker: connects, subscribes, registers the node's users, renews the
-//! node's lease and takes dead nodes' users offline, hands incoming events to the actors, and
-//! publishes outgoing ones. When Redis goes away it marks the broker down and reconnects with
-//! a growing pause (up to two seconds); on return it registers its users again, since Redis may
-//! have lost them.
+//! The node's link to the broker, a transport: connects, subscribes, renews the node's lease
+//! and reaps dead nodes, hands what it receives to the node's [`Inbound`] port, and publishes
+//! the publish queue. When Redis goes away it marks the broker down and reconnects with a
+//! growing pause (up to two seconds); on return it has the node register its users again, since
+//! Redis may have lost them.
+//!
+//! The link never waits on the node: registering the users runs in a task of its own, since
+//! the node (Presence) calls back into the broker to do it, and the link's event loop must keep
+//! reading meanwhile.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use actix::Addr;
 use futures_util::StreamExt;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 
-use super::events::{ClusterEvent, Header};
-use super::{Found, Inner, scripts};
-use crate::actors::presence::{Announce, DeliverHere, Presence, Register, Settle};
-use crate::actors::registry::Registry;
+use super::events::ClusterEvent;
+use super::{Inbound, Inner, Unannounced, scripts};
 use crate::types::Timestamp;
-
-/// Where events from other nodes go.
-pub struct Inbox {
-    pub registry: Arc<Registry>,
-    pub presence: Addr<Presence>,
-}
-
-impl Inbox {
-    fn dispatch(&self, event: ClusterEvent) {
-        match event.header {
-            Header::Message { conversation, .. }
-            | Header::Typing { conversation, .. }
-            | Header::Read { conversation, .. } => {
-                if let Err(err) = self.registry.remote(conversation, event) {
-                    log::warn!("conversation {conversation}: cannot take an event of another node: {err}");
-                }
-            }
-            Header::Deliver { users } => {
-                if let Some(frame) = event.frame {
-                    self.presence.do_send(DeliverHere { users, frame });
-                }
-            }
-            Header::Presence { user, online, at } => self.presence.do_send(Announce { user, online, at }),
-        }
-    }
-}
 
 /// Most events published in one round trip.
 const PUBLISH_BATCH: usize = 256;
 /// The longest pause between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-pub(super) fn start(inner: Arc<Inner>, inbox: Inbox) {
+pub(super) fn start(inner: Arc<Inner>, inbound: Arc<dyn Inbound>) {
     let mut tasks = Vec::new();
-    if let Some(outbox) = inner.outbox_rx.lock().ok().and_then(|mut rx| rx.take()) {
-        tasks.push(actix_web::rt::spawn(publish(inner.clone(), outbox)));
+    if let Some(queue) = inner.publish_rx.lock().ok().and_then(|mut rx| rx.take()) {
+        tasks.push(actix_web::rt::spawn(publish(inner.clone(), queue)));
     }
     let link = inner.clone();
     tasks.push(actix_web::rt::spawn(async move {
@@ -61,7 +36,7 @@ pub(super) fn start(inner: Arc<Inner>, inbox: Inbox) {
         let first = Duration::from_millis(100);
         let mut backoff = first;
         loop {
-            let Err(lost) = connected(&inner, &inbox).await;
+            let Err(lost) = connected(&inner, &inbound).await;
             if inner.up.load(Ordering::Acquire) {
                 log::warn!("broker: {lost}; cross-node delivery stops until it is back");
                 backoff = first;
@@ -90,7 +65,7 @@ pub(super) fn set_down(inner: &Inner) {
 }
 
 /// One connection, from connect to loss. Returns only with the reason it was lost.
-async fn connected(inner: &Inner, inbox: &Inbox) -> redis::RedisResult<std::convert::Infallible> {
+async fn connected(inner: &Arc<Inner>, inbound: &Arc<dyn Inbound>) -> redis::RedisResult<std::convert::Infallible> {
     let timeout = (inner.ttl / 3).max(Duration::from_millis(100));
     let config = AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
     let mut conn = inner.client.get_multiplexed_async_connection_with_config(&config).await?;
@@ -105,10 +80,10 @@ async fn connected(inner: &Inner, inbox: &Inbox) -> redis::RedisResult<std::conv
     inner.up.store(true, Ordering::Release);
     metrics::gauge!(crate::metrics::BROKER_UP).set(1.0);
     // The node's users are registered again (Redis may have lost them, or they changed
-    // meanwhile), and its actors read their members again: changes of other nodes may have
-    // been lost while the broker was away.
-    heartbeat(inner, inbox, &mut conn, true).await?;
-    inbox.registry.reload_all();
+    // meanwhile), and the node reloads what other nodes may have changed while the broker was
+    // away.
+    heartbeat(inner, inbound, &mut conn, true).await?;
+    inbound.reconnected();
     log::info!("broker: connected as node {}", inner.node);
 
     let mut events = pubsub.into_on_message();
@@ -118,10 +93,10 @@ async fn connected(inner: &Inner, inbox: &Inbox) -> redis::RedisResult<std::conv
     loop {
         tokio::select! {
             event = events.next() => match event {
-                Some(event) => receive(inner, inbox, event.get_payload_bytes()),
+                Some(event) => receive(inner, inbound.as_ref(), event.get_payload_bytes()),
                 None => return Err(lost("the subscription ended")),
             },
-            _ = beat.tick() => heartbeat(inner, inbox, &mut conn, false).await?,
+            _ = beat.tick() => heartbeat(inner, inbound, &mut conn, false).await?,
         }
     }
 }
@@ -130,23 +105,23 @@ fn lost(why: &'static str) -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Io, why))
 }
 
-fn receive(inner: &Inner, inbox: &Inbox, bytes: &[u8]) {
+fn receive(inner: &Inner, inbound: &dyn Inbound, bytes: &[u8]) {
     match ClusterEvent::decode(bytes, inner.node) {
         Ok(Some(event)) => {
             metrics::counter!(crate::metrics::BROKER_RECEIVED).increment(1);
-            inbox.dispatch(event);
+            inbound.event(event);
         }
         Ok(None) => {} // our own
         Err(err) => log::warn!("broker: {err}"),
     }
 }
 
-/// Renews this node's lease; registers its users again when asked to, when the lease was gone
-/// (taken for dead, or Redis lost its data), or when a presence change could not be written;
-/// takes the users of nodes whose lease ran out offline.
+/// Renews this node's lease; has the node register its users again when asked to, when the
+/// lease was gone (taken for dead, or Redis lost its data), or when a presence change could not
+/// be written; takes the users of nodes whose lease ran out offline.
 async fn heartbeat(
-    inner: &Inner,
-    inbox: &Inbox,
+    inner: &Arc<Inner>,
+    inbound: &Arc<dyn Inbound>,
     conn: &mut MultiplexedConnection,
     register: bool,
 ) -> redis::RedisResult<()> {
@@ -156,8 +131,14 @@ async fn heartbeat(
     let mut reply = reply.into_iter();
     let lease_was_gone = matches!(reply.next(), Some(redis::Value::Int(1)));
     let stale = inner.stale.swap(false, Ordering::AcqRel);
-    if (register || lease_was_gone || stale) && !inbox.presence.send(Register).await.unwrap_or(false) {
-        inner.stale.store(true, Ordering::Release); // tried again at the next heartbeat
+    if register || lease_was_gone || stale {
+        let registered = inbound.register_users();
+        let inner = inner.clone();
+        actix_web::rt::spawn(async move {
+            if !registered.await {
+                inner.stale.store(true, Ordering::Release); // tried again at the next heartbeat
+            }
+        });
     }
     for dead in reply {
         let dead: String = redis::from_redis_value(dead)?;
@@ -170,17 +151,18 @@ async fn heartbeat(
             log::warn!("broker: node {dead} stopped renewing its lease; {} of its users go offline", users.len());
             let at = last_beat.parse::<i64>().map_or_else(|_| Timestamp::now(), |ms| Timestamp::from_micros(ms * 1000));
             for user in super::user_ids(users) {
-                inbox.presence.do_send(Settle(Found { user, online: false, at: Some(at) }));
+                inbound.unannounced(Unannounced { user, online: false, at: Some(at) });
             }
         }
     }
     Ok(())
 }
 
-/// Publishes what the node's actors queued, many events per round trip, in order.
-async fn publish(inner: Arc<Inner>, mut outbox: tokio::sync::mpsc::Receiver<Vec<u8>>) {
+/// Publishes what the node's actors put on the publish queue, many events per round trip, in
+/// order.
+async fn publish(inner: Arc<Inner>, mut queue: tokio::sync::mpsc::Receiver<Vec<u8>>) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-    while outbox.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+    while queue.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
         let count = batch.len() as u64;
         let conn = inner.conn.read().ok().and_then(|conn| conn.clone());
         let published = match conn {

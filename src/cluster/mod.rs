@@ -1,23 +1,29 @@
-//! Several nodes on one PostgreSQL (issue 6; ARCHITECTURE.md, "Beyond one machine").
+//! Several nodes on one PostgreSQL (docs/ARCHITECTURE.md, "Beyond one machine").
 //!
 //! The broker is Redis; the truth stays in PostgreSQL. Each node publishes every event it
 //! commits (message, typing, read marker, presence, conversation change) on one channel, and
-//! every node hands what the others publish to its own actors: a conversation's events to
-//! that conversation's actor on this node, which delivers them to its members' sessions here
-//! in `seq` order (filling a gap from the database when an event is late or lost); presence
-//! and conversation changes to `Presence`. Presence itself lives in Redis with a lease per
-//! node, so that a node that dies takes its users offline by itself. Per-user message rates are
-//! token buckets in Redis, taken by the group committer once per batch.
+//! hands what the others publish to the node through the [`Inbound`] port, which the actors
+//! implement (`actors/inbox.rs`): there a conversation's events go to that conversation's
+//! actor, which delivers them to its members' sessions in `seq` order (filling a gap from the
+//! database when an event is late or lost), and presence and conversation changes to
+//! `Presence`. Presence itself lives in Redis with a lease per node, so that a node that dies
+//! takes its users offline by itself. Per-user message rates are token buckets in Redis, taken
+//! by the group committer once per batch through the store's [`Permits`] port.
 //!
 //! Redis down is not an outage: each node keeps serving its own sessions, sends commit and
 //! are acknowledged, events that cannot be published are dropped (counted; clients `sync` to
 //! fill the gap), presence and rates fall back to the node's own view, and the link reconnects
 //! by itself.
 //!
+//! The cluster depends on nothing above it: not on the actors (they implement [`Inbound`]),
+//! not on the committer (it asks [`Permits`], which [`Broker`] implements here).
+//!
 //! [`Broker`] is the handle everyone holds (a no-op on a node alone); `link.rs` keeps the
-//! connection, `events.rs` is what travels, `scripts.rs` the shared state in Redis.
+//! connection, `events.rs` is what travels, `inbound.rs` the port, `scripts.rs` the shared
+//! state in Redis.
 
 mod events;
+mod inbound;
 mod link;
 mod scripts;
 
@@ -25,17 +31,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-pub use events::{Change, ClusterEvent, Header};
-pub use link::Inbox;
+pub use events::{Change, ClusterEvent, EventKind};
+pub use inbound::{Inbound, Unannounced};
 
 use crate::config::ClusterConfig;
 use crate::error::{Error, Result};
 use crate::metrics::{BROKER_DROPPED, BROKER_PUBLISHED, BROKER_RECEIVED, BROKER_UP, GAP_FILLS};
-use crate::types::{Timestamp, UserId};
+use crate::store::Permits;
+use crate::types::UserId;
 
 /// The broker, as this node sees it; cheap to clone.
 #[derive(Clone, Default)]
@@ -49,9 +57,11 @@ struct Inner {
     /// Set while connected; requests take a clone (the connection multiplexes).
     conn: RwLock<Option<MultiplexedConnection>>,
     up: AtomicBool,
-    outbox: mpsc::Sender<Vec<u8>>,
-    /// Taken by the publisher when the link starts.
-    outbox_rx: Mutex<Option<mpsc::Receiver<Vec<u8>>>>,
+    /// The publish queue: encoded events waiting for the link's publisher (bounded by
+    /// `PARLEY_BROKER_QUEUE`; a full queue drops, never waits).
+    publish_queue: mpsc::Sender<Vec<u8>>,
+    /// Its other end, taken by the publisher when the link starts.
+    publish_rx: Mutex<Option<mpsc::Receiver<Vec<u8>>>>,
     /// The link's tasks, stopped with the node.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     ttl: Duration,
@@ -99,7 +109,7 @@ impl Broker {
             metrics::counter!(counter).increment(0);
         }
         metrics::gauge!(BROKER_UP).set(0.0);
-        let (outbox, outbox_rx) = mpsc::channel(config.broker_queue.max(1));
+        let (publish_queue, publish_rx) = mpsc::channel(config.broker_queue.max(1));
         let ttl = Duration::from_millis(config.node_ttl_ms.max(300));
         Ok(Broker(Some(Arc::new(Inner {
             node,
@@ -108,8 +118,8 @@ impl Broker {
             client,
             conn: RwLock::new(None),
             up: AtomicBool::new(false),
-            outbox,
-            outbox_rx: Mutex::new(Some(outbox_rx)),
+            publish_queue,
+            publish_rx: Mutex::new(Some(publish_rx)),
             tasks: Mutex::new(Vec::new()),
             ttl,
             gap_wait: Duration::from_millis(config.gap_wait_ms),
@@ -120,6 +130,7 @@ impl Broker {
         }))))
     }
 
+    /// Whether this node has a broker (asked by the conversation actor's ordering).
     pub fn is_clustered(&self) -> bool {
         self.0.is_some()
     }
@@ -137,11 +148,11 @@ impl Broker {
         self.0.as_ref().map_or(Duration::ZERO, |inner| inner.gap_wait)
     }
 
-    /// Connects (and keeps reconnecting) in the background; `inbox` receives what the other
-    /// nodes publish.
-    pub fn start(&self, inbox: Inbox) {
+    /// Connects (and keeps reconnecting) in the background; `inbound` receives what the other
+    /// nodes publish and what the broker finds.
+    pub fn start(&self, inbound: Arc<dyn Inbound>) {
         if let Some(inner) = &self.0 {
-            link::start(inner.clone(), inbox);
+            link::start(inner.clone(), inbound);
         }
     }
 
@@ -165,7 +176,7 @@ impl Broker {
     /// (the clients of other nodes fill the gap with `sync`). Never waits.
     pub fn publish(&self, event: ClusterEvent) {
         let Some(inner) = &self.0 else { return };
-        if !inner.up.load(Ordering::Acquire) || inner.outbox.try_send(event.encode(inner.node)).is_err() {
+        if !inner.up.load(Ordering::Acquire) || inner.publish_queue.try_send(event.encode(inner.node)).is_err() {
             metrics::counter!(crate::metrics::BROKER_DROPPED).increment(1);
         }
     }
@@ -251,7 +262,7 @@ impl Broker {
     /// One token per message from each sender's bucket, shared by the cluster: per message,
     /// `None` when taken or the wait in milliseconds. `None` when there is no broker to ask
     /// (the node's own limiter, which every send passed already, is then the limit).
-    pub async fn take_tokens(&self, senders: &[UserId]) -> Option<Vec<Option<u64>>> {
+    async fn take_tokens(&self, senders: &[UserId]) -> Option<Vec<Option<u64>>> {
         let (inner, mut conn) = self.conn()?;
         let mut invocation = scripts::TAKE_TOKENS.prepare_invoke();
         invocation.arg(inner.rate.0).arg(inner.rate.1).arg(&inner.prefix);
@@ -269,15 +280,11 @@ fn logged<T>(result: redis::RedisResult<T>) -> Option<T> {
     result.map_err(|err| log::warn!("broker: {err}")).ok()
 }
 
-/// What the broker found of a user's presence in the cluster on its own: online nowhere any
-/// more (their node died: `at` is its last heartbeat, their last-seen time; or they left while
-/// the broker was away: `at` is `None`, their last-seen time is stored already), or online and
-/// unannounced (they came while it was away).
-#[derive(Debug, Clone, Copy)]
-pub struct Found {
-    pub user: UserId,
-    pub online: bool,
-    pub at: Option<Timestamp>,
+/// The committer's rate permits, shared by the cluster.
+impl Permits for Broker {
+    fn take<'a>(&'a self, senders: &'a [UserId]) -> BoxFuture<'a, Option<Vec<Option<u64>>>> {
+        Box::pin(self.take_tokens(senders))
+    }
 }
 
 /// User ids as the scripts answer them; an entry that is not one is logged and left out.

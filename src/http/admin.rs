@@ -1,20 +1,19 @@
-//! Admin inspection of this node's actors (PROTOCOL.md §5): admin tokens only.
+//! Admin inspection of this node's actors (docs/PROTOCOL.md §5): admin tokens only.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::actors::conversation::{InjectFault, Stats};
 use crate::actors::presence;
+use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
-use crate::state::AppState;
 use crate::types::ConversationId;
 
 /// GET /api/admin/actors → the live actors of this node
 pub async fn actors(app: web::Data<AppState>, caller: AuthUser) -> Result<HttpResponse> {
     caller.require_admin()?;
-    let presence =
-        app.presence.send(presence::Stats).await.map_err(|_| Error::Unavailable("presence is restarting".into()))?;
+    let presence = presence::stats(&app.presence).await?;
     let conversations = app.registry.stats().await;
     Ok(HttpResponse::Ok().json(json!({
         "node_id": app.node_id,

@@ -5,10 +5,10 @@ use std::sync::LazyLock;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use crate::app::AppState;
 use crate::auth::{Auth, password};
 use crate::error::{Error, Result};
 use crate::protocol::User;
-use crate::state::AppState;
 use crate::store::UserRow;
 use crate::types::{Timestamp, UserId};
 

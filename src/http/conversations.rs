@@ -9,10 +9,10 @@ use serde_json::json;
 use super::created;
 use crate::actors::conversation::{AddMember, RemoveMember};
 use crate::actors::presence::DeliverTo;
+use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
 use crate::protocol::{Conversation, Event};
-use crate::state::AppState;
 use crate::store::ListCursor;
 use crate::types::{ConversationId, UserId};
 

@@ -3,10 +3,11 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use crate::actors::presence;
+use crate::app::AppState;
 use crate::cluster::BrokerState;
 use crate::error::Result;
 use crate::protocol::PROTOCOL_VERSION;
-use crate::state::AppState;
 
 /// What a client can rely on: checked by clients before they connect.
 const FEATURES: &[&str] = &[
@@ -41,11 +42,7 @@ pub async fn healthz() -> HttpResponse {
 /// GET /metrics: Prometheus text format. Meant for the internal network, like /readyz.
 pub async fn metrics(app: web::Data<AppState>) -> Result<HttpResponse> {
     use crate::metrics::*;
-    let presence = app
-        .presence
-        .send(crate::actors::presence::Stats)
-        .await
-        .map_err(|_| crate::error::Error::Unavailable("presence is restarting".into()))?;
+    let presence = presence::stats(&app.presence).await?;
     ::metrics::gauge!(SESSIONS).set(presence.sessions as f64);
     ::metrics::gauge!(ONLINE_USERS).set(presence.online_users as f64);
     ::metrics::gauge!(CONVERSATION_ACTORS).set(app.registry.live_count() as f64);

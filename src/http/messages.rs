@@ -6,9 +6,9 @@ use serde_json::json;
 
 use super::created;
 use crate::actors::conversation::{MarkRead, SendMessage};
+use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
-use crate::state::AppState;
 use crate::types::ConversationId;
 
 #[derive(Deserialize)]

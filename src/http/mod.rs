@@ -1,6 +1,7 @@
 //! The HTTP side: one module per resource, and here the one route table (every endpoint of
-//! PROTOCOL.md §2 and §5, the WebSocket upgrade and the health checks) and the rules that turn
-//! malformed requests into the protocol's errors.
+//! docs/PROTOCOL.md §2 and §5, the WebSocket upgrade and the health checks) and the rules that
+//! turn malformed requests into the protocol's errors. The origin policy ([`origin`]) is shared
+//! with the handlers as a `web::Data` of its own.
 
 mod admin;
 mod auth;

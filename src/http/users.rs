@@ -4,9 +4,9 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
-use crate::state::AppState;
 use crate::types::UserId;
 
 /// The longest search text (longer ones cannot match a username or a display name anyway).
@@ -55,5 +55,5 @@ pub async fn search(
 /// GET /api/users/{id} → User with online and last_seen_at
 pub async fn get(app: web::Data<AppState>, _caller: AuthUser, id: web::Path<UserId>) -> Result<HttpResponse> {
     let row = app.store.user(*id).await?.ok_or_else(|| Error::NotFound("no such user".into()))?;
-    Ok(HttpResponse::Ok().json(app.user_with_presence(&row).await?))
+    Ok(HttpResponse::Ok().json(crate::actors::presence::user_with_presence(&app.presence, &row).await?))
 }

@@ -5,11 +5,12 @@ use actix::{Actor, AsyncContext};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use crate::actors::outbox::{self, SocketGuard};
+use crate::actors::outgoing::{self, SocketGuard};
 use crate::actors::session::WsSession;
+use crate::app::AppState;
 use crate::auth::{Auth, bearer_token};
 use crate::error::{Error, Result};
-use crate::state::AppState;
+use crate::http::origin::OriginPolicy;
 use crate::types::SessionId;
 
 #[derive(Deserialize)]
@@ -24,9 +25,10 @@ pub async fn upgrade(
     body: web::Payload,
     app: web::Data<AppState>,
     auth: web::Data<Auth>,
+    origins: web::Data<OriginPolicy>,
     query: web::Query<TokenQuery>,
 ) -> Result<HttpResponse> {
-    app.origins.check(&req)?;
+    origins.check(&req)?;
     let token = bearer_token(&req)
         .or(query.token.as_deref())
         .ok_or_else(|| Error::Unauthorized("missing token: send Authorization: Bearer or ?token=".into()))?;
@@ -36,7 +38,7 @@ pub async fn upgrade(
     let (response, ws, stream) =
         actix_ws::handle(&req, body).map_err(|err| Error::bad_request(format!("not a WebSocket upgrade: {err}")))?;
     let limits = &app.limits;
-    let out = outbox::start(
+    let out = outgoing::start(
         SessionId::random(),
         user.id,
         ws,

@@ -1,5 +1,6 @@
 //! The group committer: the one shared stage a message passes on its way to the database
-//! (ARCHITECTURE.md, rule 2). It batches, nothing more.
+//! (docs/ARCHITECTURE.md, rule 2). It batches sends into transactions, and takes the senders'
+//! cluster-wide rate permits once per batch.
 //!
 //! Each conversation actor hands over the sends it has queued, in order, as one job, and waits
 //! for it before handing over more, so a conversation's order is kept. A lane takes every job
@@ -10,8 +11,10 @@
 //! Several lanes commit in parallel (a conversation always uses the same one), so a commit's
 //! round trips and its fsync overlap with the next batch's.
 //!
-//! In a cluster, a lane also takes the senders' tokens from their rate buckets in Redis, once
-//! per batch, so that a user's rate holds across nodes without a round trip per message.
+//! In a cluster, a lane also takes the senders' tokens from their shared rate buckets, once
+//! per batch, so that a user's rate holds across nodes without a round trip per message. It
+//! asks through [`Permits`], declared here and implemented by the cluster's broker, so that
+//! the store knows nothing of Redis.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -19,12 +22,20 @@ use std::time::{Duration, Instant};
 
 use actix::ArbiterHandle;
 use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Appended, NewMessage, Store};
-use crate::cluster::Broker;
 use crate::error::{Error, Result};
-use crate::types::ConversationId;
+use crate::types::{ConversationId, UserId};
+
+/// Rate permits shared by every node, asked once per batch.
+pub trait Permits: Send + Sync + 'static {
+    /// One permit per message, for each message's sender: per message, `None` when taken, or
+    /// the wait in milliseconds. `None` overall when they cannot be asked now (the node's own
+    /// limiter, which every send passed already, is then the limit).
+    fn take<'a>(&'a self, senders: &'a [UserId]) -> BoxFuture<'a, Option<Vec<Option<u64>>>>;
+}
 
 /// A handle on the lanes; cheap to clone.
 #[derive(Clone)]
@@ -54,14 +65,20 @@ struct Job {
 
 impl Committer {
     /// Starts the lanes, spread over `arbiters` (those of the conversation actors: the lanes'
-    /// work is per message, so it should not all land on one thread).
-    pub fn start(store: Store, broker: Broker, config: CommitterConfig, arbiters: &[ArbiterHandle]) -> Committer {
+    /// work is per message, so it should not all land on one thread). `permits` is `None` on a
+    /// node alone.
+    pub fn start(
+        store: Store,
+        permits: Option<Arc<dyn Permits>>,
+        config: CommitterConfig,
+        arbiters: &[ArbiterHandle],
+    ) -> Committer {
         let lanes: Vec<_> = (0..config.lanes.max(1))
             .map(|lane| {
                 // Each conversation has at most one job in flight, so jobs waiting are bounded by
                 // the live conversations; the capacity only bounds a burst of new ones.
                 let (tx, rx) = mpsc::channel(4096);
-                arbiters[lane % arbiters.len()].spawn(run_lane(store.clone(), broker.clone(), rx, config));
+                arbiters[lane % arbiters.len()].spawn(run_lane(store.clone(), permits.clone(), rx, config));
                 tx
             })
             .collect();
@@ -94,7 +111,12 @@ impl Committer {
     }
 }
 
-async fn run_lane(store: Store, broker: Broker, mut jobs: mpsc::Receiver<Job>, config: CommitterConfig) {
+async fn run_lane(
+    store: Store,
+    permits: Option<Arc<dyn Permits>>,
+    mut jobs: mpsc::Receiver<Job>,
+    config: CommitterConfig,
+) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         let mut size = batch[0].messages.len();
@@ -122,13 +144,14 @@ async fn run_lane(store: Store, broker: Broker, mut jobs: mpsc::Receiver<Job>, c
         let size = messages.len();
         metrics::histogram!(crate::metrics::COMMIT_BATCH).record(size as f64);
         // A panic must not take the lane down with it: every later job would hang.
-        let results = match AssertUnwindSafe(commit_permitted(&store, &broker, messages)).catch_unwind().await {
-            Ok(results) => results,
-            Err(_) => {
-                log::error!("the committer panicked on a batch of {size} messages");
-                (0..size).map(|_| Err(Error::Internal("the committer panicked".into()))).collect()
-            }
-        };
+        let results =
+            match AssertUnwindSafe(commit_permitted(&store, permits.as_deref(), messages)).catch_unwind().await {
+                Ok(results) => results,
+                Err(_) => {
+                    log::error!("the committer panicked on a batch of {size} messages");
+                    (0..size).map(|_| Err(Error::Internal("the committer panicked".into()))).collect()
+                }
+            };
         let mut results = results.into_iter();
         for (job, count) in batch.into_iter().zip(counts) {
             let _ = job.reply.send(results.by_ref().take(count).collect());
@@ -137,14 +160,19 @@ async fn run_lane(store: Store, broker: Broker, mut jobs: mpsc::Receiver<Job>, c
 }
 
 /// Commits the messages whose senders are within their rate across the cluster; the others
-/// are refused (`rate_limited`). On a node alone, or with the broker down, the node's own
-/// limiter (which every send passed before it was queued) is the only one.
-async fn commit_permitted(store: &Store, broker: &Broker, messages: Vec<NewMessage>) -> Vec<Result<Appended>> {
-    if !broker.is_clustered() {
+/// are refused (`rate_limited`). On a node alone, or when the permits cannot be asked (the
+/// broker is down), the node's own limiter (which every send passed before it was queued) is
+/// the only one.
+async fn commit_permitted(
+    store: &Store,
+    permits: Option<&dyn Permits>,
+    messages: Vec<NewMessage>,
+) -> Vec<Result<Appended>> {
+    let Some(permits) = permits else {
         return commit(store, messages).await;
-    }
+    };
     let senders: Vec<_> = messages.iter().map(|m| m.sender).collect();
-    let Some(waits) = broker.take_tokens(&senders).await else {
+    let Some(waits) = permits.take(&senders).await else {
         return commit(store, messages).await;
     };
     let permitted: Vec<_> =

@@ -25,7 +25,7 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
-pub use committer::{Committer, CommitterConfig};
+pub use committer::{Committer, CommitterConfig, Permits};
 pub use conversations::{ConversationPage, ListCursor};
 pub use messages::{Appended, HistoryPage, MembershipChange, NewMessage};
 pub use models::UserRow;

@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::outbox::SessionHandle;
+use super::outgoing::SessionHandle;
 use super::presence::{Presence, Unwatch, Watch};
 use super::registry::Registry;
-use crate::cluster::{Broker, ClusterEvent, Header};
+use crate::cluster::{Broker, ClusterEvent, EventKind};
 use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::protocol::{ConversationKind, Event, Frame, Role};
@@ -232,7 +232,7 @@ impl ConversationActor {
         self.live_for(user)?;
         // Every start is passed on, not only changes: it renews the other nodes' timeout too.
         if self.apply_typing(user, typing, ctx) || typing {
-            self.deps.broker.publish(ClusterEvent::new(Header::Typing { conversation: self.id, user, typing }));
+            self.deps.broker.publish(ClusterEvent::new(EventKind::Typing { conversation: self.id, user, typing }));
         }
         Ok(())
     }

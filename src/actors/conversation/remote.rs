@@ -7,7 +7,7 @@ use actix::prelude::*;
 
 use super::{ConversationActor, MemberState, State};
 use crate::actors::presence::{Unwatch, Watch};
-use crate::cluster::{Change, ClusterEvent, Header};
+use crate::cluster::{Change, ClusterEvent, EventKind};
 use crate::error::Error;
 use crate::protocol::{Event, Frame};
 use crate::types::UserId;
@@ -40,16 +40,16 @@ impl Handler<Remote> for ConversationActor {
 
 impl ConversationActor {
     fn remote(&mut self, event: ClusterEvent, ctx: &mut Context<Self>) {
-        match (event.header, event.frame) {
-            (Header::Message { seq, sender, change, .. }, Some(frame)) => {
+        match (event.kind, event.frame) {
+            (EventKind::Message { seq, sender, change, .. }, Some(frame)) => {
                 self.remote_message(seq, sender, change, frame, ctx)
             }
-            (Header::Typing { user, typing, .. }, _) => {
+            (EventKind::Typing { user, typing, .. }, _) => {
                 if matches!(&self.state, State::Live(live) if live.members.contains_key(&user)) {
                     self.apply_typing(user, typing, ctx);
                 }
             }
-            (Header::Read { user, seq, unread_count, total_unread, .. }, _) => {
+            (EventKind::Read { user, seq, unread_count, total_unread, .. }, _) => {
                 self.read_moved(user, seq, unread_count, total_unread)
             }
             (header, _) => log::warn!("conversation {}: unexpected cluster event {header:?}", self.id),

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::{ConversationActor, MemberState, State};
 use crate::actors::presence::{DeliverTo, Unwatch, Watch};
-use crate::cluster::{Change, ClusterEvent, Header};
+use crate::cluster::{Change, ClusterEvent, EventKind};
 use crate::error::{Error, Result};
 use crate::protocol::{Event, Message as Msg, ReadState, Role};
 use crate::store::{Appended, MembershipChange, NewMessage};
@@ -285,7 +285,7 @@ impl ConversationActor {
         let frame = Event::MessageNew { message: &message }.encode();
         let change = membership.map(|change| Change::new(change, appended.new_owner));
         self.deps.broker.publish(ClusterEvent::with_frame(
-            Header::Message { conversation: id, seq, sender, change },
+            EventKind::Message { conversation: id, seq, sender, change },
             frame.clone(),
         ));
         match membership {
@@ -369,7 +369,7 @@ impl ConversationActor {
         if !moved {
             return Ok(state);
         }
-        self.deps.broker.publish(ClusterEvent::new(Header::Read {
+        self.deps.broker.publish(ClusterEvent::new(EventKind::Read {
             conversation: id,
             user,
             seq,

@@ -6,7 +6,7 @@ use clap::Parser;
 #[command(
     name = "parley-bench",
     version,
-    about = "Open-loop load generator for Parley (any PROTOCOL.md server): message rates and latencies, or idle connections",
+    about = "Open-loop load generator for Parley (any server of docs/PROTOCOL.md): message rates and latencies, or idle connections",
     after_help = "The human table goes to stderr; the last line on stdout is always one JSON object with the figures."
 )]
 pub struct Args {

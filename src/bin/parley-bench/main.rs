@@ -1,4 +1,5 @@
-//! `parley-bench`: an open-loop load generator for Parley and any PROTOCOL.md server, for us
+//! `parley-bench`: an open-loop load generator for Parley and any server of its protocol
+//! (docs/PROTOCOL.md), for us
 //! and for operators sizing a deployment (README, "Measuring: parley-bench").
 //!
 //! # Layout
@@ -6,7 +7,8 @@
 //! - `setup`: users (built-in accounts or signed tokens) and conversations, over REST.
 //! - `socket`: WebSocket connections and the few frame fields the bench reads.
 //! - `clock`: the shared monotonic clock and the send schedule.
-//! - `run`: the message mode (open loop, per-thread runtimes, acks, deliveries, drain).
+//! - `run`: the message mode (open loop, per-thread runtimes, drain).
+//! - `tally`: its accounting: what each message became, acks, deliveries, latencies.
 //! - `traffic`: one connection of the message mode: its reader and its writer.
 //! - `connections`: the connection mode (idle sockets held open).
 //! - `usage`: CPU and memory from /proc, the open-files limit.
@@ -19,6 +21,7 @@ mod report;
 mod run;
 mod setup;
 mod socket;
+mod tally;
 mod traffic;
 mod usage;
 

@@ -1,4 +1,4 @@
-//! Users and conversations, made through the REST API before the run (PROTOCOL.md §1, §2):
+//! Users and conversations, made through the REST API before the run (docs/PROTOCOL.md §1, §2):
 //! built-in accounts (`/api/auth/register`, or login when the name exists), or HS256 tokens
 //! signed with the server's secret, whose users the server creates on first use.
 

@@ -1,5 +1,5 @@
 //! WebSocket connections and the few fields of the server's frames that the bench reads
-//! (PROTOCOL.md §3), parsed into small borrowed structs: the rest of a frame is skipped.
+//! (docs/PROTOCOL.md §3), parsed into small borrowed structs: the rest of a frame is skipped.
 
 use std::borrow::Cow;
 use std::time::Duration;

@@ -12,8 +12,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc as local;
 
 use crate::clock::Schedule;
-use crate::run::{Sends, State, lat};
 use crate::socket::{ErrorData, Incoming, NewMessage, Socket};
+use crate::tally::{Sends, State, micros_between};
 
 /// Reads one connection: acks, errors, deliveries; answers pings through the writer.
 pub(crate) async fn reader(
@@ -155,7 +155,7 @@ impl Writer {
             }
             st.tally.offered += 1;
             if schedule.measured(due) {
-                st.tally.send_lag.push(lat(due, now));
+                st.tally.send_lag.push(micros_between(due, now));
             }
             if !self.alive.get() {
                 if let Some(rec) = st.recs.get_mut(idx) {

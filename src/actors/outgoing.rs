@@ -1,16 +1,17 @@
-//! A session's outgoing side: a bounded queue of encoded frames and the task that writes it to
-//! the socket.
+//! A session's outgoing queue: the bounded queue of encoded frames every sender pushes onto
+//! ([`SessionHandle`]), and the task that writes it to the socket. (Not to be confused with the
+//! broker's publish queue, `cluster/mod.rs`, or the web client's pending sends.)
 //!
 //! Everything that sends to a session (its own replies, conversation actors, Presence) pushes
 //! onto the queue without waiting. A full queue means the client is not reading fast enough: the
 //! session is closed with 1013 and its queue dropped, so one slow client costs a bounded amount
-//! of memory and never slows its conversation (PROTOCOL.md §3).
+//! of memory and never slows its conversation (docs/PROTOCOL.md §3).
 //!
 //! Closing must work even when the client has stopped reading entirely. Then the close frame
 //! itself cannot be written, and actix's HTTP dispatcher waits on the socket forever (it has no
 //! write timeout, and that is why the session writes through actix-ws rather than
-//! actix-web-actors, whose actor would stop running there; STACK.md trap 9). So a close that
-//! does not go through within `close_timeout` cuts the TCP connection ([`SocketGuard::abort`]).
+//! actix-web-actors, whose actor would stop running there). So a close that does not go through
+//! within `close_timeout` cuts the TCP connection ([`SocketGuard::abort`]).
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -102,6 +103,15 @@ impl SessionHandle {
     pub fn stopping(&self) -> impl std::future::Future<Output = ()> + 'static {
         let closer = self.closer.clone();
         async move { closer.stopping.notified().await }
+    }
+
+    /// A handle with no socket behind it, for unit tests of what holds handles.
+    #[cfg(test)]
+    pub(crate) fn detached(user: UserId) -> SessionHandle {
+        let (queue, _) = mpsc::channel(1);
+        let (signal, _) = oneshot::channel();
+        let closer = Closer { signal: Mutex::new(Some(signal)), stopping: tokio::sync::Notify::new() };
+        SessionHandle { id: SessionId::random(), user, queue, closer: Arc::new(closer) }
     }
 }
 
