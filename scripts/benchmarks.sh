@@ -8,9 +8,9 @@
 #       [--nodes 2 --redis redis://127.0.0.1:6379]
 #
 # --pg names a database this script may drop and create again (its server must have fsync and
-# synchronous_commit on for durable figures: ../shared/bench/pg.sh starts such a one).
-# The per-user rate limit is raised to the offered rate per user (the method: 40/s per
-# user at 8,000/s over 200 users), with bursts of twice that.
+# synchronous_commit on for durable figures, as PostgreSQL has them by default).
+# The per-user rate limit is raised to the offered rate per user, so that the limit never shapes
+# the figures (40/s per user at 8,000/s over 200 users), with bursts of twice that.
 # --redis runs the servers as a cluster (PostgreSQL only) of --nodes nodes (default 1), under a
 # Redis key prefix of their own; parley-bench spreads its sockets over them, so the two members
 # of each conversation are on different nodes (docs/DEPLOYMENT.md, "Measured").

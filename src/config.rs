@@ -172,7 +172,7 @@ pub struct Limits {
     pub close_timeout_ms: u64,
 }
 
-/// Several nodes on one PostgreSQL (issue 6, docs/DEPLOYMENT.md): the broker and its timings.
+/// Several nodes on one PostgreSQL (docs/DEPLOYMENT.md): the broker and its timings.
 #[derive(Args, Debug, Clone)]
 pub struct ClusterConfig {
     /// Redis for several nodes (`redis://HOST:6379/DB`): turns clustering on. Without it the

@@ -1,6 +1,6 @@
-//! The wire types of PROTOCOL.md: the objects (§2), the WebSocket commands and events (§3), and
-//! the frames that carry them. This file and PROTOCOL.md mirror each other; docs/PROTOCOL-NOTES.md
-//! says what Parley decided where the protocol is silent.
+//! The wire types of docs/PROTOCOL.md: the objects (§2.9), the WebSocket commands and events
+//! (§3), and the frames that carry them. This file and docs/PROTOCOL.md mirror each other: a
+//! change to one is a change to the other.
 
 use bytestring::ByteString;
 use diesel::deserialize::FromSqlRow;

@@ -1,7 +1,8 @@
 //! Ids and timestamps: the value types every layer shares.
 //!
 //! Each id is a newtype over a UUID so that a user id can never be passed where a conversation id
-//! is wanted. Each type here is also a diesel type that works on both backends (STACK.md, trap 5):
+//! is wanted. Each type here is also a diesel type that works on both backends (diesel's
+//! own `uuid` support is PostgreSQL-only, so each concept has its SQL type here):
 //! a native `uuid` / `timestamptz` on PostgreSQL, a 16-byte BLOB / an integer of microseconds on
 //! SQLite (integers sort correctly and compare equal after a round trip).
 

@@ -90,7 +90,7 @@ export class Store {
       conversation = { ...conversation, last_seq: known.last_seq, last_message: known.last_message };
     }
     if (!conversation.members.some((m) => m.user_id === this.me.id)) {
-      this.remove(conversation.id); // removed from it, or left (PROTOCOL-NOTES: Conversations)
+      this.remove(conversation.id); // removed from it, or left (PROTOCOL.md §2.5)
       return;
     }
     this.conversations.set(conversation.id, conversation);

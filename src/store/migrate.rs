@@ -1,7 +1,8 @@
 //! Embedded migrations, one folder per backend, applied at start.
 //!
 //! diesel's migration harness is synchronous, and diesel-async's async harness uses
-//! `block_in_place`, which panics on actix's single-threaded runtime (STACK.md, trap 2). So the
+//! `block_in_place`, which panics on actix's single-threaded runtime (`Cannot start a
+//! runtime from within a runtime`). So the
 //! migrations run on a thread of their own with a synchronous connection, and the server waits
 //! for that thread without blocking its runtime.
 

@@ -2,7 +2,8 @@
 //! read markers. Two backends through diesel-async and deadpool: SQLite (the embedded default,
 //! through `SyncConnectionWrapper`) and PostgreSQL. Queries are written once; [`with_conn!`] runs
 //! the same body against whichever backend the store holds, and code forks only where the SQL
-//! really differs (STACK.md, trap 6).
+//! really differs (diesel-async has no `MultiConnection`, and functions generic over the
+//! connection need a `LoadQuery` bound per statement in every caller: the macro is shorter).
 //!
 //! Queries are grouped by table, in `users.rs`, `conversations.rs` and `messages.rs`; sends are
 //! committed in batches by the group committer (`committer.rs`, with its SQL in `batch.rs`).
@@ -192,7 +193,8 @@ async fn open_postgres(url: String) -> diesel::ConnectionResult<AsyncPgConnectio
 
 /// Every SQLite connection: WAL so readers never wait for the writer, a busy timeout so writers
 /// queue instead of failing, foreign keys on (SQLite's default is off), and full fsync on commit
-/// so that an acknowledged message survives a power cut (STACK.md, trap 7).
+/// so that an acknowledged message survives a power cut. Per connection, because SQLite keeps
+/// these settings per connection, not in the file.
 async fn open_sqlite(path: String) -> diesel::ConnectionResult<SyncConnectionWrapper<SqliteConnection>> {
     let mut conn = SyncConnectionWrapper::<SqliteConnection>::establish(&path).await?;
     conn.batch_execute(
