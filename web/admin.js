@@ -1,7 +1,7 @@
 // admin.js: the live actors of the node that answers (PROTOCOL.md §5), for admin tokens,
 // refreshed every few seconds while the page is open.
 
-import { h, replaceChildren, ago, fullTime } from './dom.js';
+import { h, pageHead, replaceChildren, ago, fullTime } from './dom.js';
 
 const REFRESH_MS = 3_000;
 
@@ -41,12 +41,7 @@ export class AdminView {
     this.element = h(
       'section',
       { class: 'page page--wide', 'aria-labelledby': 'admin-heading' },
-      h(
-        'header',
-        { class: 'page-head' },
-        h('a', { class: 'back', href: '#/', 'aria-label': 'Back to chats' }, '‹'),
-        this.heading,
-      ),
+      pageHead(this.heading),
       this.updated,
       this.error,
       this.summary,

@@ -1,12 +1,12 @@
 // conversation.js: one conversation: the history (older pages on scroll up), live messages,
-// sends still waiting in the outbox, "X is typing…", read receipts on one's own messages, the
-// other person's presence, the members panel, and the composer.
+// sends not acknowledged yet, "X is typing…", read receipts on one's own messages, the other
+// person's presence, the members panel (members.js) and the composer (composer.js).
 
 import { h, replaceChildren, avatar, timeOfDay, fullTime, presenceText } from './dom.js';
+import { Composer } from './composer.js';
 import { MembersPanel } from './members.js';
 
 const PAGE = 50; // messages per history page
-const TYPING_REPEAT_MS = 3_000; // typing:start again while typing (the server forgets after 5 s)
 const NEAR_BOTTOM_PX = 80;
 const NEAR_TOP_PX = 120;
 
@@ -23,7 +23,6 @@ export class ConversationView {
     this.loadingOlder = false;
     this.loaded = false;
     this.lastMarked = 0; // the seq of the last read:mark sent
-    this.typingSentAt = 0;
     this.disposers = [];
     this.build();
     this.subscribe();
@@ -89,29 +88,10 @@ export class ConversationView {
     );
     this.typingEl = h('p', { class: 'typing', id: 'typing', 'aria-live': 'polite' });
 
-    this.input = h('textarea', {
-      id: 'composer-input',
-      rows: 1,
-      maxlength: 4000,
-      placeholder: 'Write a message…',
-      'aria-describedby': 'composer-hint',
-      onkeydown: (e) => this.onKeyDown(e),
-      oninput: () => this.onInput(),
-      onblur: () => this.stopTyping(),
-    });
-    this.inputLabel = h('label', { for: 'composer-input', class: 'visually-hidden' }, 'Message');
-    this.sendError = h('p', { class: 'form-error', role: 'alert', id: 'send-error' });
-    const composer = h(
-      'form',
-      { class: 'composer', id: 'composer', onsubmit: (e) => this.submit(e) },
-      this.inputLabel,
-      this.input,
-      h('span', { id: 'composer-hint', class: 'visually-hidden' }, 'Enter sends, Shift+Enter starts a new line.'),
-      h('button', { type: 'submit', class: 'button button--primary', id: 'send-button' }, 'Send'),
-    );
+    this.composer = new Composer(this.session, id, () => this.scrollToBottom());
 
     this.members = new MembersPanel(this.session, id, () => this.toggleMembers(false));
-    this.chat = h('div', { class: 'chat' }, header, this.scroller, this.typingEl, this.sendError, composer);
+    this.chat = h('div', { class: 'chat' }, header, this.scroller, this.typingEl, this.composer.error, this.composer.form);
     this.element = h(
       'section',
       { class: 'conversation', 'aria-labelledby': 'conversation-title', 'data-id': id },
@@ -121,11 +101,11 @@ export class ConversationView {
   }
 
   focus() {
-    this.input.focus();
+    this.composer.focus();
   }
 
   destroy() {
-    this.stopTyping();
+    this.composer.stopTyping();
     for (const off of this.disposers) off();
     this.members.destroy();
     clearInterval(this.clock);
@@ -151,8 +131,7 @@ export class ConversationView {
       client.on('outbox', () => this.renderPending()),
       client.on('send:failed', ({ entry, error }) => {
         if (entry.conversation_id !== id) return;
-        this.sendError.textContent = `Not sent: ${error.message}`;
-        if (!this.input.value) this.input.value = entry.body;
+        this.composer.failed(entry.body, error);
       }),
       store.on('conversation', (changed) => {
         if (changed !== id) return;
@@ -341,7 +320,7 @@ export class ConversationView {
     }
   }
 
-  /** The outbox's entries for this conversation, under the history, until their ack. */
+  /** The pending sends of this conversation, under the history, until their ack. */
   renderPending() {
     const { client } = this.session;
     const entries = client.pending(this.conversationId);
@@ -405,7 +384,7 @@ export class ConversationView {
     if (!conversation) return;
     const title = store.title(conversation);
     this.titleEl.textContent = title;
-    this.inputLabel.textContent = `Message to ${title}`;
+    this.composer.setRecipient(title);
     const peer = store.peer(conversation);
     if (peer) {
       const presence = store.presence.get(peer.user_id);
@@ -438,55 +417,6 @@ export class ConversationView {
     this.element.classList.toggle('conversation--members', open);
     this.members.setOpen(open);
     if (!open) this.membersButton.focus();
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // The composer
-
-  onKeyDown(event) {
-    // Enter sends; Shift+Enter is a new line; Enter that confirms an IME composition is neither.
-    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
-      event.preventDefault();
-      this.submit(event);
-    }
-  }
-
-  onInput() {
-    this.sendError.textContent = '';
-    this.autoGrow();
-    if (!this.input.value.trim()) {
-      this.stopTyping();
-      return;
-    }
-    const now = Date.now();
-    if (now - this.typingSentAt > TYPING_REPEAT_MS) {
-      this.typingSentAt = now;
-      this.session.client.call('typing:start', { conversation_id: this.conversationId }).catch(() => {});
-    }
-  }
-
-  stopTyping() {
-    if (!this.typingSentAt) return;
-    this.typingSentAt = 0;
-    this.session.client.call('typing:stop', { conversation_id: this.conversationId }).catch(() => {});
-  }
-
-  autoGrow() {
-    this.input.style.height = 'auto';
-    this.input.style.height = `${Math.min(this.input.scrollHeight, 160)}px`;
-  }
-
-  submit(event) {
-    event.preventDefault();
-    const body = this.input.value;
-    if (!body.trim()) return;
-    this.sendError.textContent = '';
-    this.typingSentAt = 0; // a sent message ends typing on the server (PROTOCOL.md §3)
-    this.session.client.send(this.conversationId, body);
-    this.input.value = '';
-    this.autoGrow();
-    this.scrollToBottom();
-    this.input.focus();
   }
 
   nearBottom() {

@@ -26,6 +26,16 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** The header of a page: a link back to the chats, then the page's heading element. */
+export function pageHead(heading) {
+  return h(
+    'header',
+    { class: 'page-head' },
+    h('a', { class: 'back', href: '#/', 'aria-label': 'Back to chats' }, '‹'),
+    heading,
+  );
+}
+
 function append(el, children) {
   for (const child of children) {
     if (child === null || child === undefined || child === false) continue;

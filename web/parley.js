@@ -1,7 +1,8 @@
-// parley.js: a client for Parley's chat protocol v1 (PROTOCOL.md), with no view code in it.
+// parley.js: a client for Parley's chat protocol v1 (docs/PROTOCOL.md), with no view code in it.
 //
 // It is the reference for integrators: copy it as it is, or copy its patterns. It depends on
-// nothing but the browser (fetch, WebSocket, crypto.getRandomValues).
+// nothing but the browser (fetch, WebSocket, crypto.getRandomValues). It is one file of about
+// 600 lines on purpose, so that it can be copied whole; its sections are marked with banners.
 //
 //   const api = new ParleyApi(location.origin, token);           // REST with the Bearer token
 //   const client = new ParleyClient({ baseUrl: location.origin, token });

@@ -1,7 +1,7 @@
 // people.js: the directory (search, and "Contact" to open the direct conversation) and the form
 // for a new group.
 
-import { h, replaceChildren, avatar, debounce, presenceText } from './dom.js';
+import { h, pageHead, replaceChildren, avatar, debounce, presenceText } from './dom.js';
 
 /** Searches the directory as `q` changes; calls `show(users)` with everyone but the caller. */
 function directorySearch(session, show, onError) {
@@ -56,12 +56,7 @@ export class DirectoryView {
     this.element = h(
       'section',
       { class: 'page', 'aria-labelledby': 'people-heading' },
-      h(
-        'header',
-        { class: 'page-head' },
-        h('a', { class: 'back', href: '#/', 'aria-label': 'Back to chats' }, '‹'),
-        h('h2', { id: 'people-heading' }, 'People'),
-      ),
+      pageHead(h('h2', { id: 'people-heading' }, 'People')),
       h(
         'form',
         { class: 'search', role: 'search', onsubmit: (e) => (e.preventDefault(), this.run(this.search.value.trim())) },
@@ -165,12 +160,7 @@ export class NewGroupView {
     this.element = h(
       'section',
       { class: 'page', 'aria-labelledby': 'group-heading' },
-      h(
-        'header',
-        { class: 'page-head' },
-        h('a', { class: 'back', href: '#/', 'aria-label': 'Back to chats' }, '‹'),
-        h('h2', { id: 'group-heading' }, 'New group'),
-      ),
+      pageHead(h('h2', { id: 'group-heading' }, 'New group')),
       h(
         'form',
         { class: 'group-form', onsubmit: (e) => this.create(e), novalidate: true },

@@ -32,6 +32,7 @@ const ASSETS: &[Asset] = &[
     Asset { name: "list.js", content_type: JS, body: include_bytes!("../../web/list.js") },
     Asset { name: "conversation.js", content_type: JS, body: include_bytes!("../../web/conversation.js") },
     Asset { name: "members.js", content_type: JS, body: include_bytes!("../../web/members.js") },
+    Asset { name: "composer.js", content_type: JS, body: include_bytes!("../../web/composer.js") },
     Asset { name: "people.js", content_type: JS, body: include_bytes!("../../web/people.js") },
     Asset { name: "admin.js", content_type: JS, body: include_bytes!("../../web/admin.js") },
 ];
