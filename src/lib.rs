@@ -19,6 +19,8 @@
 //! - [`cluster`]: several nodes on one PostgreSQL: the Redis broker that carries each node's
 //!   events to the others, cluster-wide presence and rates.
 //! - [`state`]: what handlers and sessions share; [`rate_limit`]: messages per second per user.
+//! - [`rules`]: the checks and limits every door applies alike (send, title, group size, page
+//!   sizes) and the text of membership system messages.
 //!
 //! How a message flows: a client's `message:send` frame (or `POST …/messages`) reaches the
 //! conversation's actor, which hands it, with any other sends it has queued, to a lane of the
@@ -36,6 +38,7 @@ pub mod http;
 pub mod metrics;
 pub mod protocol;
 pub mod rate_limit;
+pub mod rules;
 pub mod state;
 pub mod store;
 pub mod types;
@@ -48,7 +51,7 @@ use actix::{Actor, Arbiter, ArbiterHandle};
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 
-use crate::actors::conversation::Deps;
+use crate::actors::conversation::ConversationDeps;
 use crate::actors::outbox::SocketGuard;
 use crate::actors::presence::{CloseAll, Presence};
 use crate::actors::registry::Registry;
@@ -118,7 +121,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         CommitterConfig { lanes, max_batch: config.commit_batch.max(1), deadline: limits.send_deadline() },
         &handles,
     );
-    let deps = Deps {
+    let deps = ConversationDeps {
         store: store.clone(),
         committer,
         presence: presence.clone(),

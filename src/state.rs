@@ -15,9 +15,6 @@ use crate::rate_limit::RateLimiter;
 use crate::store::Store;
 use crate::types::{Timestamp, UserId};
 
-/// The longest `client_id` accepted.
-const MAX_CLIENT_ID: usize = 128;
-
 pub struct AppState {
     pub store: Store,
     pub presence: Addr<Presence>,
@@ -33,28 +30,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The checks of a send that need no actor: body and client_id sizes, then the sender's
-    /// rate (PROTOCOL.md §4). Same for REST and WebSocket.
-    pub fn check_message(&self, sender: UserId, body: &str, client_id: Option<&str>) -> Result<()> {
-        let max = self.limits.max_message_chars;
-        protocol::check_text("body", body)?;
-        if let Some(client_id) = client_id {
-            protocol::check_text("client_id", client_id)?;
-        }
-        if body.trim().is_empty() {
-            return Err(Error::bad_request("body must not be empty"));
-        }
-        if body.chars().count() > max {
-            return Err(Error::PayloadTooLarge(format!("body is longer than {max} characters")));
-        }
-        if let Some(client_id) = client_id
-            && (client_id.is_empty() || client_id.len() > MAX_CLIENT_ID)
-        {
-            return Err(Error::bad_request(format!("client_id must be 1 to {MAX_CLIENT_ID} bytes")));
-        }
-        self.rate.check(sender)
-    }
-
     /// Online state and last-seen time of `users` (unknown ids are left out).
     pub async fn presence_of(&self, users: &[UserId]) -> Result<Vec<protocol::Presence>> {
         if users.len() > self.limits.max_batch {
