@@ -217,13 +217,9 @@ impl Limits {
         Duration::from_millis(self.typing_timeout_ms)
     }
 
-    /// A page size from a client's `limit`: the default when absent, at most `page_max`.
+    /// Messages per page from a client's `limit` ([`crate::rules::messages_page`]).
     pub fn page(&self, requested: Option<i64>) -> crate::error::Result<i64> {
-        match requested {
-            None => Ok(self.page_default),
-            Some(n) if n >= 1 && n <= self.page_max => Ok(n),
-            Some(_) => Err(crate::error::Error::bad_request(format!("limit must be between 1 and {}", self.page_max))),
-        }
+        crate::rules::messages_page(self, requested)
     }
 }
 

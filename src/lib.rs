@@ -26,6 +26,8 @@
 //!   port), and each session's outgoing queue.
 //! - [`auth`]: tokens, passwords, and the `AuthUser` extractor.
 //! - [`http`]: the route table and one module per resource.
+//! - [`rules`]: the checks and limits every door applies alike (send, title, group size, page
+//!   sizes) and the text of membership system messages.
 //! - [`app`]: the handles that handlers and sessions share (`AppState`).
 //! - `src/bin/parley-bench/`: the load generator (a program that prints figures).
 //!
@@ -53,6 +55,7 @@ pub mod http;
 pub mod metrics;
 pub mod protocol;
 pub mod rate_limit;
+pub mod rules;
 pub mod store;
 pub mod types;
 
@@ -64,7 +67,7 @@ use actix::{Actor, Arbiter, ArbiterHandle};
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 
-use crate::actors::conversation::Deps;
+use crate::actors::conversation::ConversationDeps;
 use crate::actors::inbox::ClusterInbox;
 use crate::actors::outgoing::SocketGuard;
 use crate::actors::presence::{CloseAll, Presence};
@@ -137,7 +140,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         CommitterConfig { lanes, max_batch: config.commit_batch.max(1), deadline: limits.send_deadline() },
         &handles,
     );
-    let deps = Deps {
+    let deps = ConversationDeps {
         store: store.clone(),
         committer,
         presence: presence.clone(),

@@ -1,10 +1,12 @@
 //! Finds or starts the actor of a conversation. Consulted once per conversation by each session
 //! (which keeps the answer) and once per REST write; never on the path of every message.
 //!
-//! Actors are spread over one arbiter per core (ARCHITECTURE.md rule 2) by the hash of their
-//! conversation id, and run under actix's `Supervisor`. The registry holds the only lasting
-//! strong address of each actor; everyone else keeps weak ones, so that an idle actor can
-//! retire: it removes itself from here and stops, and the next request starts a fresh one.
+//! Actors are spread over one arbiter per core by the hash of their conversation id (so that
+//! conversations run in parallel, and each on one thread), and run under actix's `Supervisor`.
+//! The registry holds the only lasting strong address of each actor; everyone else keeps a
+//! [`WeakConversationHandle`], so that an idle actor can retire: it removes itself from here
+//! and stops, and the next request starts a fresh one. [`Registry::send_or_retry`] is the one
+//! place where a request that met a stopped actor is sent again to its successor.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -15,7 +17,7 @@ use actix::WeakAddr;
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
 
-use super::conversation::{ConversationActor, Deps, Reload, Remote, Stats};
+use super::conversation::{ActorStats, ConversationActor, ConversationDeps, Inspect, Reload, Remote};
 use crate::error::{Error, Result};
 use crate::types::ConversationId;
 
@@ -23,7 +25,7 @@ pub struct Registry {
     actors: Mutex<HashMap<ConversationId, Entry>>,
     arbiters: Vec<ArbiterHandle>,
     hasher: RandomState,
-    deps: Deps,
+    deps: ConversationDeps,
 }
 
 struct Entry {
@@ -33,18 +35,18 @@ struct Entry {
 }
 
 impl Registry {
-    pub fn new(arbiters: Vec<ArbiterHandle>, deps: Deps) -> Arc<Registry> {
+    pub fn new(arbiters: Vec<ArbiterHandle>, deps: ConversationDeps) -> Arc<Registry> {
         Arc::new(Registry { actors: Mutex::new(HashMap::new()), arbiters, hasher: RandomState::new(), deps })
     }
 
     /// The live actor of `id`, started if there is none (it loads itself from the database; a
     /// conversation that does not exist answers `not_found` and retires).
-    pub fn get(self: &Arc<Self>, id: ConversationId) -> Result<ConversationRef> {
+    pub fn get(self: &Arc<Self>, id: ConversationId) -> Result<ConversationHandle> {
         let mut actors = self.actors.lock().map_err(|_| Error::Internal("registry poisoned".into()))?;
         if let Some(entry) = actors.get(&id)
             && entry.addr.connected()
         {
-            return Ok(ConversationRef {
+            return Ok(ConversationHandle {
                 addr: entry.addr.clone(),
                 queued: entry.queued.clone(),
                 capacity: self.deps.limits.conversation_mailbox,
@@ -66,7 +68,7 @@ impl Registry {
             ConversationActor::new(id, deps, registry, actor_queued, restarts, ctx)
         });
         actors.insert(id, Entry { addr: addr.clone(), queued: queued.clone(), restarts });
-        Ok(ConversationRef { addr, queued, capacity: self.deps.limits.conversation_mailbox })
+        Ok(ConversationHandle { addr, queued, capacity: self.deps.limits.conversation_mailbox })
     }
 
     /// Hands an event of another node to the actor of `id`, started if there is none (it
@@ -77,10 +79,10 @@ impl Registry {
     }
 
     /// The actor of `id` if one is live; never starts one.
-    pub fn live(&self, id: ConversationId) -> Option<ConversationRef> {
+    pub fn live(&self, id: ConversationId) -> Option<ConversationHandle> {
         let actors = self.actors.lock().ok()?;
         let entry = actors.get(&id).filter(|e| e.addr.connected())?;
-        Some(ConversationRef {
+        Some(ConversationHandle {
             addr: entry.addr.clone(),
             queued: entry.queued.clone(),
             capacity: self.deps.limits.conversation_mailbox,
@@ -96,9 +98,31 @@ impl Registry {
         ConversationActor: Handler<M>,
         <ConversationActor as Actor>::Context: ToEnvelope<ConversationActor, M>,
     {
-        match self.get(id)?.send(msg.clone()).await {
-            Err(Error::ActorStopped) => self.get(id)?.send(msg).await,
-            other => other,
+        self.send_or_retry(id, self.get(id), msg).await
+    }
+
+    /// Queues `msg` now with `first` (a handle the caller kept, or [`Registry::get`]'s answer),
+    /// so that one caller's messages keep their order; if that actor had stopped before it
+    /// could answer, sends it once more to a fresh actor.
+    pub fn send_or_retry<M, R>(
+        self: &Arc<Self>,
+        id: ConversationId,
+        first: Result<ConversationHandle>,
+        msg: M,
+    ) -> impl Future<Output = Result<R>> + use<M, R>
+    where
+        M: Message<Result = Result<R>> + Clone + Send + 'static,
+        R: Send + 'static,
+        ConversationActor: Handler<M>,
+        <ConversationActor as Actor>::Context: ToEnvelope<ConversationActor, M>,
+    {
+        let first = first.map(|actor| actor.send(msg.clone()));
+        let registry = self.clone();
+        async move {
+            match first?.await {
+                Err(Error::ActorStopped) => registry.get(id)?.send(msg).await,
+                other => other,
+            }
         }
     }
 
@@ -127,14 +151,14 @@ impl Registry {
     }
 
     /// What every live actor says about itself (admin inspection).
-    pub async fn stats(&self) -> Vec<super::conversation::ActorStats> {
+    pub async fn stats(&self) -> Vec<ActorStats> {
         let addrs: Vec<_> = match self.actors.lock() {
             Ok(actors) => actors.values().filter(|e| e.addr.connected()).map(|e| e.addr.clone()).collect(),
             Err(_) => return Vec::new(),
         };
         let mut stats = Vec::with_capacity(addrs.len());
         for addr in addrs {
-            if let Ok(Ok(s)) = addr.send(Stats).await {
+            if let Ok(Ok(s)) = addr.send(Inspect).await {
                 stats.push(s);
             }
         }
@@ -144,15 +168,16 @@ impl Registry {
 
 /// A way to one conversation actor, with the count of requests waiting in its mailbox.
 #[derive(Clone)]
-pub struct ConversationRef {
+pub struct ConversationHandle {
     addr: Addr<ConversationActor>,
     queued: Arc<AtomicUsize>,
     capacity: usize,
 }
 
-impl ConversationRef {
+impl ConversationHandle {
     /// Queues `msg` now (so two sends from one session keep their order) and waits for the
-    /// answer. A full mailbox is a prompt `unavailable`, not a wait (ARCHITECTURE.md rule 4).
+    /// answer. A full mailbox is a prompt `unavailable`, not a wait: a busy conversation
+    /// must not make its callers (sessions, HTTP workers) hang.
     pub fn send<M, R>(&self, msg: M) -> impl Future<Output = Result<R>> + use<M, R>
     where
         M: Message<Result = Result<R>> + Send + 'static,
@@ -172,8 +197,8 @@ impl ConversationRef {
         }
     }
 
-    pub fn downgrade(&self) -> WeakConversationRef {
-        WeakConversationRef {
+    pub fn downgrade(&self) -> WeakConversationHandle {
+        WeakConversationHandle {
             addr: self.addr.downgrade(),
             queued: Arc::downgrade(&self.queued),
             capacity: self.capacity,
@@ -183,16 +208,16 @@ impl ConversationRef {
 
 /// What a session keeps: does not keep the actor alive.
 #[derive(Clone)]
-pub struct WeakConversationRef {
+pub struct WeakConversationHandle {
     addr: WeakAddr<ConversationActor>,
     queued: Weak<AtomicUsize>,
     capacity: usize,
 }
 
-impl WeakConversationRef {
-    pub fn upgrade(&self) -> Option<ConversationRef> {
+impl WeakConversationHandle {
+    pub fn upgrade(&self) -> Option<ConversationHandle> {
         let addr = self.addr.upgrade().filter(Addr::connected)?;
-        Some(ConversationRef { addr, queued: self.queued.upgrade()?, capacity: self.capacity })
+        Some(ConversationHandle { addr, queued: self.queued.upgrade()?, capacity: self.capacity })
     }
 }
 

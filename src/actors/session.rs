@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::conversation::{ConversationActor, MarkRead, SendMessage, Typing, Typists};
 use super::outgoing::{Outgoing, SessionHandle, close};
 use super::presence::{self, Connect, Disconnect};
-use super::registry::WeakConversationRef;
+use super::registry::WeakConversationHandle;
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::protocol::{
@@ -28,6 +28,7 @@ use crate::protocol::{
     encode_reply,
 };
 use crate::rate_limit::TokenBucket;
+use crate::rules;
 use crate::types::{ConversationId, SessionId, UserId};
 
 /// How long a stopping session waits for the client to fall silent before it closes.
@@ -44,7 +45,7 @@ pub struct WsSession {
     out: SessionHandle,
     app: web::Data<AppState>,
     last_heard: Instant,
-    conversations: HashMap<ConversationId, WeakConversationRef>,
+    conversations: HashMap<ConversationId, WeakConversationHandle>,
     /// Frames the client may still send now (PARLEY_MAX_FRAMES_PER_SEC).
     frames: TokenBucket,
     /// Commands whose reply has not been sent yet.
@@ -136,23 +137,16 @@ impl WsSession {
         ConversationActor: Handler<M>,
         <ConversationActor as Actor>::Context: ToEnvelope<ConversationActor, M>,
     {
-        let registry = self.app.registry.clone();
-        let first = match self.conversations.get(&id).and_then(WeakConversationRef::upgrade) {
+        let first = match self.conversations.get(&id).and_then(WeakConversationHandle::upgrade) {
             Some(conversation) => Ok(conversation),
-            None => registry.get(id).inspect(|conversation| {
+            None => self.app.registry.get(id).inspect(|conversation| {
                 if self.conversations.len() >= REMEMBERED_CONVERSATIONS {
                     self.conversations.clear();
                 }
                 self.conversations.insert(id, conversation.downgrade());
             }),
-        }
-        .map(|conversation| conversation.send(msg.clone()));
-        async move {
-            match first?.await {
-                Err(Error::ActorStopped) => registry.call(id, msg).await,
-                other => other,
-            }
-        }
+        };
+        self.app.registry.send_or_retry(id, first, msg)
     }
 
     fn command(&mut self, reference: Option<Ref>, command: ClientCommand, ctx: &mut Context<Self>) {
@@ -165,7 +159,7 @@ impl WsSession {
         let app = self.app.clone();
         match command {
             ClientCommand::MessageSend(data) => {
-                let checked = app.check_message(user, &data.body, data.client_id.as_deref());
+                let checked = rules::check_send(&app.limits, &app.rate, user, &data.body, data.client_id.as_deref());
                 let send = checked.map(|()| {
                     self.call_conversation(
                         data.conversation_id,

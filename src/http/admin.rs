@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::actors::conversation::{InjectFault, Stats};
+use crate::actors::conversation::{InjectFault, Inspect};
 use crate::actors::presence;
 use crate::app::AppState;
 use crate::auth::AuthUser;
@@ -34,7 +34,7 @@ pub async fn conversation(
     caller.require_admin()?;
     let none = || Error::NotFound("no live actor for this conversation".into());
     let actor = app.registry.live(*id).ok_or_else(none)?;
-    let stats = actor.send(Stats).await.map_err(|_| none())?;
+    let stats = actor.send(Inspect).await.map_err(|_| none())?;
     Ok(HttpResponse::Ok().json(stats))
 }
 

@@ -1,4 +1,7 @@
 //! Conversations: create (direct get-or-create, or group), list, get, and group membership.
+//! Each handler parses, makes one call (the store, or the conversation's actor for membership
+//! changes, which checks them and writes their system message), and responds; the rules are in
+//! [`crate::rules`].
 
 use std::collections::BTreeSet;
 
@@ -13,13 +16,9 @@ use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
 use crate::protocol::{Conversation, Event};
+use crate::rules;
 use crate::store::ListCursor;
 use crate::types::{ConversationId, UserId};
-
-/// Conversations per list page when the client does not say.
-const DEFAULT_PAGE: i64 = 20;
-/// The longest group title, in characters.
-const MAX_TITLE: usize = 100;
 
 #[derive(Deserialize)]
 #[serde(tag = "kind", deny_unknown_fields)]
@@ -60,16 +59,9 @@ pub async fn create(app: web::Data<AppState>, caller: AuthUser, body: web::Json<
             }
         }
         CreateBody::Group { title, member_ids } => {
-            let title = title.trim();
-            crate::protocol::check_text("title", title)?;
-            if title.is_empty() || title.chars().count() > MAX_TITLE {
-                return Err(Error::bad_request(format!("a title is 1 to {MAX_TITLE} characters")));
-            }
+            let title = rules::group_title(&title)?;
             let others: BTreeSet<UserId> = member_ids.into_iter().filter(|u| *u != caller.id).collect();
-            let max = app.limits.max_group_members;
-            if others.len() + 1 > max {
-                return Err(Error::bad_request(format!("a group has at most {max} members")));
-            }
+            rules::group_size(&app.limits, others.len() + 1)?;
             let others: Vec<UserId> = others.into_iter().collect();
             let found = app.store.users(&others).await?;
             if found.len() != others.len() {
@@ -97,14 +89,7 @@ async fn fetch(app: &AppState, viewer: UserId, id: ConversationId) -> Result<Con
 
 /// GET /api/conversations?limit=&before= → {conversations, total_unread, next}
 pub async fn list(app: web::Data<AppState>, caller: AuthUser, query: web::Query<ListQuery>) -> Result<HttpResponse> {
-    let max = app.limits.max_batch as i64;
-    let limit = match query.limit {
-        None => DEFAULT_PAGE.min(max),
-        Some(n) if (1..=max).contains(&n) => n,
-        Some(_) => {
-            return Err(Error::bad_request(format!("limit must be between 1 and {max}")));
-        }
-    };
+    let limit = rules::conversations_page(&app.limits, query.limit)?;
     let before = query.before.as_deref().map(ListCursor::decode).transpose()?;
     let page = app.store.list_conversations(caller.id, limit, before).await?;
     let total_unread = app.store.total_unread(caller.id).await?;
@@ -128,10 +113,7 @@ pub async fn add_member(
     body: web::Json<AddMemberBody>,
 ) -> Result<HttpResponse> {
     let id = *id;
-    let user = body.user_id;
-    let (by_name, user_name) = names(&app, caller.id, user).await?;
-    let body = format!("{by_name} added {user_name}");
-    app.registry.call(id, AddMember { by: caller.id, user, body }).await?;
+    app.registry.call(id, AddMember { by: caller.id, user: body.user_id }).await?;
     Ok(created(&fetch(&app, caller.id, id).await?))
 }
 
@@ -142,16 +124,6 @@ pub async fn remove_member(
     path: web::Path<(ConversationId, UserId)>,
 ) -> Result<HttpResponse> {
     let (id, user) = path.into_inner();
-    let (by_name, user_name) = names(&app, caller.id, user).await?;
-    let body = if user == caller.id { format!("{user_name} left") } else { format!("{by_name} removed {user_name}") };
-    app.registry.call(id, RemoveMember { by: caller.id, user, body }).await?;
+    app.registry.call(id, RemoveMember { by: caller.id, user }).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Display names for a system message about `by` acting on `user`.
-async fn names(app: &AppState, by: UserId, user: UserId) -> Result<(String, String)> {
-    let rows = app.store.users(&[by, user]).await?;
-    let name = |id: UserId| rows.iter().find(|r| r.id == id).map(|r| r.display_name.clone());
-    let user_name = name(user).ok_or_else(|| Error::NotFound("no such user".into()))?;
-    Ok((name(by).unwrap_or_default(), user_name))
 }

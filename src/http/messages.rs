@@ -9,6 +9,7 @@ use crate::actors::conversation::{MarkRead, SendMessage};
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
+use crate::rules;
 use crate::types::ConversationId;
 
 #[derive(Deserialize)]
@@ -38,7 +39,7 @@ pub async fn history(
     id: web::Path<ConversationId>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse> {
-    let limit = app.limits.page(query.limit)?;
+    let limit = rules::messages_page(&app.limits, query.limit)?;
     if !app.store.is_member(*id, caller.id).await? {
         return Err(Error::no_conversation());
     }
@@ -54,7 +55,7 @@ pub async fn send(
     body: web::Json<SendBody>,
 ) -> Result<HttpResponse> {
     let SendBody { body, client_id } = body.into_inner();
-    app.check_message(caller.id, &body, client_id.as_deref())?;
+    rules::check_send(&app.limits, &app.rate, caller.id, &body, client_id.as_deref())?;
     let message = app.registry.call(*id, SendMessage { sender: caller.id, body, client_id }).await?;
     Ok(created(&message))
 }

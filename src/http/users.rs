@@ -7,13 +7,11 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
+use crate::rules;
 use crate::types::UserId;
 
 /// The longest search text (longer ones cannot match a username or a display name anyway).
 const MAX_QUERY: usize = 100;
-
-/// Users per directory page when the client does not say.
-const DEFAULT_USERS: i64 = 20;
 
 #[derive(Deserialize)]
 pub struct SearchQuery {
@@ -34,14 +32,7 @@ pub async fn search(
     _caller: AuthUser,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse> {
-    let max = app.limits.max_batch as i64;
-    let limit = match query.limit {
-        None => DEFAULT_USERS.min(max),
-        Some(n) if (1..=max).contains(&n) => n,
-        Some(_) => {
-            return Err(Error::bad_request(format!("limit must be between 1 and {max}")));
-        }
-    };
+    let limit = rules::users_page(&app.limits, query.limit)?;
     let q = query.q.trim();
     crate::protocol::check_text("q", q)?;
     if q.chars().count() > MAX_QUERY {

@@ -2,23 +2,34 @@
 //! node. Writes (sends, membership changes, read markers) queue here and commit one after
 //! another, so `seq` order, idempotency and broadcast never differ by transport. Each commit
 //! is then broadcast (encoded once, the same bytes to every member's session) and only then
-//! acknowledged. The actor also owns the live state: members and their sessions, read
-//! markers, who is typing and until when.
+//! acknowledged.
 //!
 //! It runs under actix's `Supervisor`: a fault (a panic in one of its handlers) stops it, and the
 //! supervisor restarts it in place, from the database, with its mailbox and queued writes intact.
 //! No other conversation and no session notices.
 //!
-//! Here: the actor, its state and its lifecycle (load, supervision, retirement). In
-//! `writes.rs`: the write queue and what follows a commit. In `requests.rs`: the messages it
-//! answers.
+//! The actor is the wiring: its timers, spawns and sends. What it decides lives in its parts,
+//! which know nothing of actix and are unit-tested on their own:
+//! - `live.rs`: the live state (members, read markers, sessions, typing) and the one
+//!   `apply_committed` that local and remote commits share;
+//! - `queue.rs`: the write queue (batching, shedding, the replies of the write in flight);
+//! - `order.rs`: the `Sequencer` (delivery in `seq` order across nodes, gap fills);
+//! - `unread.rs`: `unread:updated` coalescing.
+//!
+//! Here: the actor, its lifecycle (load, supervision, retirement), typing and its timer, and
+//! the sends to sessions. In `commits.rs`: a write from its commit to its acknowledgement. In
+//! `handlers.rs`: the messages it answers; in `remote.rs`: those from the cluster.
 
+mod commits;
+mod handlers;
+mod live;
 mod order;
+mod queue;
 mod remote;
-mod requests;
-mod writes;
+mod unread;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Weak};
@@ -32,17 +43,21 @@ use super::registry::Registry;
 use crate::cluster::{Broker, ClusterEvent, EventKind};
 use crate::config::Limits;
 use crate::error::{Error, Result};
-use crate::protocol::{ConversationKind, Event, Frame, Role};
+use crate::protocol::{Event, Frame};
+use crate::store::models::MemberRow;
 use crate::store::{Committer, Store};
 use crate::types::{ConversationId, Timestamp, UserId};
 
+pub use handlers::{ActorStats, AddMember, InjectFault, Inspect, MarkRead, RemoveMember, SendMessage, Typing, Typists};
+use live::Live;
+use order::Sequencer;
+use queue::WriteQueue;
 pub use remote::{Reload, Remote};
-pub use requests::{ActorStats, AddMember, InjectFault, MarkRead, RemoveMember, SendMessage, Stats, Typing, Typists};
-use writes::{Reply, UnreadUpdates, Write};
+use unread::UnreadUpdates;
 
 /// What every conversation actor needs, shared.
 #[derive(Clone)]
-pub struct Deps {
+pub struct ConversationDeps {
     pub store: Store,
     pub committer: Committer,
     pub presence: Addr<Presence>,
@@ -52,17 +67,15 @@ pub struct Deps {
 
 pub struct ConversationActor {
     id: ConversationId,
-    deps: Deps,
+    deps: ConversationDeps,
     registry: Weak<Registry>,
     queued: Arc<AtomicUsize>,
     state: State,
-    /// Writes waiting for the one in flight; they survive a restart.
-    writes: VecDeque<Write>,
-    /// The reply of the write being committed, if any.
-    in_flight: Option<Reply>,
+    /// Writes waiting, and the one in flight; queued writes survive a restart.
+    queue: WriteQueue,
     unread: UnreadUpdates,
     /// Delivery in `seq` order when other nodes commit too.
-    order: order::Sequencer,
+    order: Sequencer,
     typing_ticker: Option<SpawnHandle>,
     started_at: Timestamp,
     last_activity: (Instant, Timestamp),
@@ -81,26 +94,17 @@ enum State {
     Live(Live),
 }
 
-struct Live {
-    kind: ConversationKind,
-    last_seq: i64,
-    /// `last_seq` when the actor loaded.
-    loaded_seq: i64,
-    members: HashMap<UserId, MemberState>,
-    /// Typists and when their typing ends by itself.
-    typing: HashMap<UserId, Instant>,
-}
+/// The members as the database has them, with their sessions on this node.
+type Members = (Vec<MemberRow>, HashMap<UserId, Vec<SessionHandle>>);
 
-struct MemberState {
-    role: Role,
-    last_read_seq: i64,
-    sessions: Vec<SessionHandle>,
+fn db_unavailable() -> Error {
+    Error::Unavailable("the database is unavailable".into())
 }
 
 impl ConversationActor {
     pub(in crate::actors) fn new(
         id: ConversationId,
-        deps: Deps,
+        deps: ConversationDeps,
         registry: Weak<Registry>,
         queued: Arc<AtomicUsize>,
         restarts: u32,
@@ -115,10 +119,9 @@ impl ConversationActor {
             registry,
             queued,
             state: State::Loading,
-            writes: VecDeque::new(),
-            in_flight: None,
+            queue: WriteQueue::default(),
             unread: UnreadUpdates::default(),
-            order: order::Sequencer::default(),
+            order: Sequencer::default(),
             typing_ticker: None,
             started_at: now,
             last_activity: (Instant::now(), now),
@@ -128,50 +131,75 @@ impl ConversationActor {
         }
     }
 
-    /// Loads members and read markers, and the sessions of the members, before handling anything.
+    /// Loads the conversation, its members and read markers, and the sessions of the members,
+    /// before handling anything.
     fn load(&mut self, ctx: &mut Context<Self>) {
-        let (id, store, presence) = (self.id, self.deps.store.clone(), self.deps.presence.clone());
-        let watcher = ctx.address().downgrade().recipient();
+        let (id, store) = (self.id, self.deps.store.clone());
+        let members = self.members(ctx);
         let load = async move {
             let Some(row) = store.conversation_row(id).await? else {
                 return Ok(None);
             };
-            let members = store.members(id).await?;
-            let users = members.iter().map(|m| m.user_id).collect();
-            let sessions =
-                presence.send(Watch { conversation: id, users, watcher }).await.map_err(|_| Error::ActorStopped)?;
-            Ok::<_, Error>(Some((row, members, sessions)))
+            Ok::<_, Error>(Some((row, members.await?)))
         };
         ctx.wait(load.into_actor(self).map(|loaded, act, ctx| match loaded {
-            Ok(Some((row, members, mut sessions))) => {
-                let members = members
-                    .into_iter()
-                    .map(|m| {
-                        let sessions = sessions.remove(&m.user_id).unwrap_or_default();
-                        (m.user_id, MemberState { role: m.role, last_read_seq: m.last_read_seq, sessions })
-                    })
-                    .collect();
-                act.state = State::Live(Live {
-                    kind: row.kind,
-                    last_seq: row.last_seq,
-                    loaded_seq: row.last_seq,
-                    members,
-                    typing: HashMap::new(),
-                });
+            Ok(Some((row, (rows, sessions)))) => {
+                let mut live = Live::new(row.kind, row.last_seq);
+                live.reload(rows, sessions);
+                act.state = State::Live(live);
+                act.order = Sequencer::after(row.last_seq);
                 act.next_write(ctx);
             }
             Ok(None) => {
                 act.state = State::Missing;
-                act.fail_writes(Error::no_conversation);
+                act.queue.fail_all(Error::no_conversation);
                 act.retire_soon(ctx);
             }
             Err(err) => {
                 log::warn!("conversation {}: cannot load: {err}", act.id);
                 act.state = State::Unreadable;
-                act.fail_writes(|| Error::Unavailable("the database is unavailable".into()));
+                act.queue.fail_all(db_unavailable);
                 act.retire_soon(ctx);
             }
         }));
+    }
+
+    /// Reads the members again from the database (the truth), when this node may have missed
+    /// a change made on another: the broker was away, a gap fill read a membership message, or
+    /// the store refused a sender this actor took for a member. Members who left are dropped
+    /// (with their typing), newcomers are watched, and everyone's role and read marker follow.
+    fn reload_members(&mut self, ctx: &mut Context<Self>) {
+        if !matches!(self.state, State::Live(_)) {
+            return;
+        }
+        let id = self.id;
+        let members = self.members(ctx);
+        ctx.spawn(members.into_actor(self).map(move |reloaded, act, _| {
+            let (rows, sessions) = match reloaded {
+                Ok(reloaded) => reloaded,
+                Err(err) => return log::warn!("conversation {id}: cannot reload the members: {err}"),
+            };
+            let State::Live(live) = &mut act.state else { return };
+            let gone = live.reload(rows, sessions);
+            if !gone.is_empty() {
+                log::info!("conversation {id}: {} member(s) left on another node meanwhile", gone.len());
+                act.deps.presence.do_send(Unwatch { conversation: id, users: gone });
+            }
+        }));
+    }
+
+    /// The members from the database, and their sessions from Presence, which from then on
+    /// tells this actor of their sessions opening and closing (`MemberSessions`).
+    fn members(&self, ctx: &Context<Self>) -> impl Future<Output = Result<Members>> + 'static {
+        let (id, store, presence) = (self.id, self.deps.store.clone(), self.deps.presence.clone());
+        let watcher = ctx.address().downgrade().recipient();
+        async move {
+            let rows = store.members(id).await?;
+            let users = rows.iter().map(|m| m.user_id).collect();
+            let sessions =
+                presence.send(Watch { conversation: id, users, watcher }).await.map_err(|_| Error::ActorStopped)?;
+            Ok((rows, sessions))
+        }
     }
 
     /// Runs `f`, turning a panic into a fault: the actor stops and its supervisor restarts it.
@@ -197,7 +225,7 @@ impl ConversationActor {
         match &mut self.state {
             State::Live(live) => Ok(live),
             State::Missing => Err(Error::no_conversation()),
-            State::Unreadable => Err(Error::Unavailable("the database is unavailable".into())),
+            State::Unreadable => Err(db_unavailable()),
             // Messages are not handled while loading (`ctx.wait`), so this is a retired actor.
             State::Loading => Err(Error::ActorStopped),
         }
@@ -209,22 +237,23 @@ impl ConversationActor {
             return Err(Error::ActorStopped);
         }
         let live = self.live()?;
-        if live.members.contains_key(&user) { Ok(live) } else { Err(Error::no_conversation()) }
+        if live.is_member(user) { Ok(live) } else { Err(Error::no_conversation()) }
     }
 
     /// Sends `frame` to every session of every member, but those of `except`; says to how many.
     fn broadcast(&self, frame: &Frame, except: Option<UserId>) -> usize {
         let State::Live(live) = &self.state else { return 0 };
         let mut sessions = 0;
-        for (user, member) in &live.members {
-            if Some(*user) != except {
-                for session in &member.sessions {
-                    session.deliver(frame);
-                }
-                sessions += member.sessions.len();
-            }
+        for session in live.sessions_except(except) {
+            session.deliver(frame);
+            sessions += 1;
         }
         sessions
+    }
+
+    /// `typing:updated` about `user` to everyone else here.
+    fn typing_updated(&self, user: UserId, typing: bool) {
+        self.broadcast(&Event::TypingUpdated { conversation_id: self.id, user_id: user, typing }.encode(), Some(user));
     }
 
     /// A member of this node starts or stops typing: shown here and on every node.
@@ -242,16 +271,9 @@ impl ConversationActor {
     fn apply_typing(&mut self, user: UserId, typing: bool, ctx: &mut Context<Self>) -> bool {
         let timeout = self.deps.limits.typing_timeout();
         let State::Live(live) = &mut self.state else { return false };
-        let changed = if typing {
-            live.typing.insert(user, Instant::now() + timeout).is_none()
-        } else {
-            live.typing.remove(&user).is_some()
-        };
+        let changed = if typing { live.start_typing(user, Instant::now() + timeout) } else { live.stop_typing(user) };
         if changed {
-            self.broadcast(
-                &Event::TypingUpdated { conversation_id: self.id, user_id: user, typing }.encode(),
-                Some(user),
-            );
+            self.typing_updated(user, typing);
         }
         if typing && self.typing_ticker.is_none() {
             // One ticker while anyone types, rather than a timer per typing:start.
@@ -262,29 +284,15 @@ impl ConversationActor {
     }
 
     fn expire_typing(&mut self, ctx: &mut Context<Self>) {
-        let now = Instant::now();
-        let id = self.id;
-        let expired: Vec<UserId> = match &mut self.state {
-            State::Live(live) => {
-                let expired =
-                    live.typing.iter().filter(|(_, until)| **until <= now).map(|(u, _)| *u).collect::<Vec<_>>();
-                for user in &expired {
-                    live.typing.remove(user);
-                }
-                if live.typing.is_empty()
-                    && let Some(ticker) = self.typing_ticker.take()
-                {
-                    ctx.cancel_future(ticker);
-                }
-                expired
-            }
-            _ => Vec::new(),
-        };
+        let State::Live(live) = &mut self.state else { return };
+        let expired = live.expire_typing(Instant::now());
+        if !live.anyone_typing()
+            && let Some(ticker) = self.typing_ticker.take()
+        {
+            ctx.cancel_future(ticker);
+        }
         for user in expired {
-            self.broadcast(
-                &Event::TypingUpdated { conversation_id: id, user_id: user, typing: false }.encode(),
-                Some(user),
-            );
+            self.typing_updated(user, false);
         }
     }
 
@@ -296,8 +304,7 @@ impl ConversationActor {
             registry.remove(self.id, &ctx.address());
         }
         if let State::Live(live) = &self.state {
-            let users = live.members.keys().copied().collect();
-            self.deps.presence.do_send(Unwatch { conversation: self.id, users });
+            self.deps.presence.do_send(Unwatch { conversation: self.id, users: live.users() });
         }
         ctx.stop();
     }
@@ -310,13 +317,8 @@ impl ConversationActor {
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
         let idle = Duration::from_secs(self.deps.limits.conversation_idle_secs);
-        let typing = matches!(&self.state, State::Live(live) if !live.typing.is_empty());
-        if self.last_activity.0.elapsed() >= idle
-            && self.in_flight.is_none()
-            && self.writes.is_empty()
-            && !typing
-            && !self.unread.busy()
-        {
+        let typing = matches!(&self.state, State::Live(live) if live.anyone_typing());
+        if self.last_activity.0.elapsed() >= idle && self.queue.is_idle() && !typing && !self.unread.busy() {
             log::debug!("conversation {}: idle, stopping", self.id);
             self.retire(ctx);
         }
@@ -348,7 +350,7 @@ impl Supervised for ConversationActor {
         self.state = State::Loading;
         self.typing_ticker = None;
         self.unread = UnreadUpdates::default();
-        self.order = order::Sequencer::default();
-        self.interrupt_write();
+        self.order = Sequencer::default();
+        self.queue.interrupt();
     }
 }

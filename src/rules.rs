@@ -1,0 +1,146 @@
+//! The rules of what a client may ask, each in one place: the send checks, group titles and
+//! sizes, page sizes, and the text of the system messages that announce membership changes.
+//! REST handlers, WebSocket sessions and the conversation actor all call these functions, so a
+//! limit (PROTOCOL.md §4) is parsed and enforced the same way whichever door a request took.
+
+use crate::config::Limits;
+use crate::error::{Error, Result};
+use crate::protocol::check_text;
+use crate::rate_limit::RateLimiter;
+use crate::store::MembershipChange;
+use crate::types::UserId;
+
+/// The longest `client_id` accepted.
+const MAX_CLIENT_ID: usize = 128;
+/// The longest group title, in characters.
+const MAX_TITLE: usize = 100;
+/// Conversations per list page when the client does not say.
+const DEFAULT_CONVERSATIONS: i64 = 20;
+/// Users per directory page when the client does not say.
+const DEFAULT_USERS: i64 = 20;
+
+/// The checks of a send made before it reaches the conversation's actor: body and client_id
+/// sizes, then the sender's rate on this node (the cluster-wide rate is the committer's).
+pub fn check_send(
+    limits: &Limits,
+    rate: &RateLimiter,
+    sender: UserId,
+    body: &str,
+    client_id: Option<&str>,
+) -> Result<()> {
+    let max = limits.max_message_chars;
+    check_text("body", body)?;
+    if let Some(client_id) = client_id {
+        check_text("client_id", client_id)?;
+    }
+    if body.trim().is_empty() {
+        return Err(Error::bad_request("body must not be empty"));
+    }
+    if body.chars().count() > max {
+        return Err(Error::PayloadTooLarge(format!("body is longer than {max} characters")));
+    }
+    if let Some(client_id) = client_id
+        && (client_id.is_empty() || client_id.len() > MAX_CLIENT_ID)
+    {
+        return Err(Error::bad_request(format!("client_id must be 1 to {MAX_CLIENT_ID} bytes")));
+    }
+    rate.check(sender)
+}
+
+/// A group's title, trimmed, if it is one.
+pub fn group_title(title: &str) -> Result<&str> {
+    let title = title.trim();
+    check_text("title", title)?;
+    if title.is_empty() || title.chars().count() > MAX_TITLE {
+        return Err(Error::bad_request(format!("a title is 1 to {MAX_TITLE} characters")));
+    }
+    Ok(title)
+}
+
+/// May a group have `members` members (its owner included)? At creation and at each addition.
+pub fn group_size(limits: &Limits, members: usize) -> Result<()> {
+    let max = limits.max_group_members;
+    if members > max {
+        return Err(Error::bad_request(format!("a group has at most {max} members")));
+    }
+    Ok(())
+}
+
+/// Messages per page, from a client's `limit` (history, `conversation:join`, `sync`).
+pub fn messages_page(limits: &Limits, requested: Option<i64>) -> Result<i64> {
+    page_size(requested, limits.page_default, limits.page_max)
+}
+
+/// Conversations per list page, from a client's `limit`.
+pub fn conversations_page(limits: &Limits, requested: Option<i64>) -> Result<i64> {
+    let max = limits.max_batch as i64;
+    page_size(requested, DEFAULT_CONVERSATIONS.min(max), max)
+}
+
+/// Users per directory page, from a client's `limit`.
+pub fn users_page(limits: &Limits, requested: Option<i64>) -> Result<i64> {
+    let max = limits.max_batch as i64;
+    page_size(requested, DEFAULT_USERS.min(max), max)
+}
+
+/// `default` when the client does not say, else 1 to `max`.
+fn page_size(requested: Option<i64>, default: i64, max: i64) -> Result<i64> {
+    match requested {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(Error::bad_request(format!("limit must be between 1 and {max}"))),
+    }
+}
+
+/// The system message announcing `change`, made by `by_name`; `user_name` is who it is about.
+pub fn membership_text(change: MembershipChange, by_itself: bool, by_name: &str, user_name: &str) -> String {
+    match change {
+        MembershipChange::Add(_) => format!("{by_name} added {user_name}"),
+        MembershipChange::Remove(_) if by_itself => format!("{user_name} left"),
+        MembershipChange::Remove(_) => format!("{by_name} removed {user_name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        crate::config::Config::from_env().limits
+    }
+
+    #[test]
+    fn a_page_is_the_default_when_absent_and_bounded_otherwise() {
+        assert_eq!(page_size(None, 20, 100).unwrap(), 20);
+        assert_eq!(page_size(Some(1), 20, 100).unwrap(), 1);
+        assert_eq!(page_size(Some(100), 20, 100).unwrap(), 100);
+        for bad in [0, -1, 101] {
+            let err = page_size(Some(bad), 20, 100).unwrap_err();
+            assert_eq!(err.to_string(), Error::bad_request("limit must be between 1 and 100").to_string());
+        }
+    }
+
+    #[test]
+    fn titles_are_trimmed_and_bounded() {
+        assert_eq!(group_title("  team  ").unwrap(), "team");
+        assert!(group_title("   ").is_err());
+        assert!(group_title(&"x".repeat(MAX_TITLE + 1)).is_err());
+        assert!(group_title("a\0b").is_err());
+    }
+
+    #[test]
+    fn a_group_holds_at_most_the_limit_owner_included() {
+        let limits = limits();
+        let max = limits.max_group_members;
+        assert!(group_size(&limits, max).is_ok());
+        assert!(group_size(&limits, max + 1).is_err());
+    }
+
+    #[test]
+    fn membership_messages_say_who_did_what() {
+        let (a, b) = (UserId(uuid::Uuid::new_v4()), UserId(uuid::Uuid::new_v4()));
+        assert_eq!(membership_text(MembershipChange::Add(b), false, "Ann", "Bob"), "Ann added Bob");
+        assert_eq!(membership_text(MembershipChange::Remove(b), false, "Ann", "Bob"), "Ann removed Bob");
+        assert_eq!(membership_text(MembershipChange::Remove(a), true, "Ann", "Ann"), "Ann left");
+    }
+}
