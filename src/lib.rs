@@ -146,6 +146,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         presence: presence.clone(),
         broker: broker.clone(),
         limits: limits.clone(),
+        gap_wait: config.cluster.redis_url.is_some().then(|| Duration::from_millis(config.cluster.gap_wait_ms)),
     };
     let registry = Registry::new(handles, deps);
     broker.start(Arc::new(ClusterInbox { registry: registry.clone(), presence: presence.clone() }));

@@ -65,7 +65,6 @@ struct Inner {
     /// The link's tasks, stopped with the node.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     ttl: Duration,
-    gap_wait: Duration,
     rate: (f64, f64),
     /// A request on the path of a send or a connect that timed out makes the others skip Redis
     /// until then (milliseconds since `born`): a hung Redis costs one timeout, not one per send.
@@ -122,17 +121,11 @@ impl Broker {
             publish_rx: Mutex::new(Some(publish_rx)),
             tasks: Mutex::new(Vec::new()),
             ttl,
-            gap_wait: Duration::from_millis(config.gap_wait_ms),
             rate,
             skip_until_ms: AtomicU64::new(0),
             born: Instant::now(),
             stale: AtomicBool::new(false),
         }))))
-    }
-
-    /// Whether this node has a broker (asked by the conversation actor's ordering).
-    pub fn is_clustered(&self) -> bool {
-        self.0.is_some()
     }
 
     pub fn state(&self) -> BrokerState {
@@ -141,11 +134,6 @@ impl Broker {
             Some(inner) if inner.up.load(Ordering::Acquire) => BrokerState::Up,
             Some(_) => BrokerState::Down,
         }
-    }
-
-    /// How long a conversation holds a message that arrived ahead of a missing one.
-    pub fn gap_wait(&self) -> Duration {
-        self.0.as_ref().map_or(Duration::ZERO, |inner| inner.gap_wait)
     }
 
     /// Connects (and keeps reconnecting) in the background; `inbound` receives what the other

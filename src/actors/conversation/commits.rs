@@ -316,7 +316,7 @@ impl ConversationActor {
     /// Delivers message `seq` (with everything it unblocks) to this node's sessions, or holds
     /// it until the messages before it are here.
     fn deliver_in_order(&mut self, seq: i64, frame: Frame, ctx: &mut Context<Self>) {
-        if !self.deps.broker.is_clustered() {
+        if self.deps.gap_wait.is_none() {
             return self.run_steps(vec![Step::Deliver(frame)]);
         }
         let released = self.order.offer(seq, frame);
@@ -329,7 +329,7 @@ impl ConversationActor {
         let wait = match released.gap {
             None => return,
             Some(GapCheck::Now) => std::time::Duration::ZERO,
-            Some(GapCheck::AfterWait) => self.deps.broker.gap_wait(),
+            Some(GapCheck::AfterWait) => self.deps.gap_wait.unwrap_or_default(),
         };
         ctx.run_later(wait, |act, ctx| act.fill_gap(ctx));
     }

@@ -63,6 +63,10 @@ pub struct ConversationDeps {
     pub presence: Addr<Presence>,
     pub broker: Broker,
     pub limits: Arc<Limits>,
+    /// With other nodes committing too (a cluster), how long a message that arrives ahead of a
+    /// missing `seq` is held before the gap is read from the database; `None` on a lone node,
+    /// where this actor is the only writer and commits arrive in order.
+    pub gap_wait: Option<Duration>,
 }
 
 pub struct ConversationActor {
@@ -96,10 +100,6 @@ enum State {
 
 /// The members as the database has them, with their sessions on this node.
 type Members = (Vec<MemberRow>, HashMap<UserId, Vec<SessionHandle>>);
-
-fn db_unavailable() -> Error {
-    Error::Unavailable("the database is unavailable".into())
-}
 
 impl ConversationActor {
     pub(in crate::actors) fn new(
@@ -158,7 +158,7 @@ impl ConversationActor {
             Err(err) => {
                 log::warn!("conversation {}: cannot load: {err}", act.id);
                 act.state = State::Unreadable;
-                act.queue.fail_all(db_unavailable);
+                act.queue.fail_all(Error::database_unavailable);
                 act.retire_soon(ctx);
             }
         }));
@@ -225,7 +225,7 @@ impl ConversationActor {
         match &mut self.state {
             State::Live(live) => Ok(live),
             State::Missing => Err(Error::no_conversation()),
-            State::Unreadable => Err(db_unavailable()),
+            State::Unreadable => Err(Error::database_unavailable()),
             // Messages are not handled while loading (`ctx.wait`), so this is a retired actor.
             State::Loading => Err(Error::ActorStopped),
         }

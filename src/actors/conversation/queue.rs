@@ -306,7 +306,7 @@ mod tests {
         assert!(second_rx.try_recv().is_err(), "queued writes wait for the reload");
         queue.fail_fast(&Error::Conflict("not an outage".into()));
         assert!(second_rx.try_recv().is_err());
-        queue.fail_fast(&Error::Unavailable("the database is unavailable".into()));
+        queue.fail_fast(&Error::database_unavailable());
         assert!(matches!(second_rx.try_recv(), Ok(Err(Error::Unavailable(_)))));
         assert!(queue.is_idle());
     }
