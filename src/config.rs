@@ -216,11 +216,6 @@ impl Limits {
     pub fn typing_timeout(&self) -> Duration {
         Duration::from_millis(self.typing_timeout_ms)
     }
-
-    /// Messages per page from a client's `limit` ([`crate::rules::messages_page`]).
-    pub fn page(&self, requested: Option<i64>) -> crate::error::Result<i64> {
-        crate::rules::messages_page(self, requested)
-    }
 }
 
 impl Config {

@@ -72,6 +72,7 @@ use crate::actors::inbox::ClusterInbox;
 use crate::actors::outgoing::SocketGuard;
 use crate::actors::presence::{CloseAll, Presence};
 use crate::actors::registry::Registry;
+use crate::actors::session::SessionDeps;
 use crate::app::AppState;
 use crate::auth::{Auth, Keys};
 use crate::cluster::Broker;
@@ -151,12 +152,20 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     let registry = Registry::new(handles, deps);
     broker.start(Arc::new(ClusterInbox { registry: registry.clone(), presence: presence.clone() }));
     let running_broker = broker.clone();
+    let rate = Arc::new(RateLimiter::new(limits.rate_per_sec, limits.rate_burst));
+    let sessions = web::Data::new(SessionDeps {
+        store: store.clone(),
+        registry: registry.clone(),
+        presence: presence.clone(),
+        limits: limits.clone(),
+        rate: rate.clone(),
+    });
     let state = web::Data::new(AppState {
         store: store.clone(),
         presence: presence.clone(),
         registry,
         limits: limits.clone(),
-        rate: RateLimiter::new(limits.rate_per_sec, limits.rate_burst),
+        rate,
         broker,
         node_id,
         started_at: Timestamp::now(),
@@ -171,6 +180,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(sessions.clone())
             .app_data(origins.clone())
             .app_data(auth.clone())
             .app_data(json.clone())

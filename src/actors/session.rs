@@ -4,11 +4,11 @@
 //! Presence. It writes replies and events through its outgoing queue ([`super::outgoing`]). The
 //! token was checked at the upgrade; nothing here checks it again.
 //!
-//! It shares the server's handles through [`AppState`] (`crate::app`), a layer above the
-//! actors: the session is the WebSocket's handler, the actor-side twin of an HTTP handler.
+//! Every session shares one [`SessionDeps`]: the handles it needs, built once by the server.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::dev::ToEnvelope;
@@ -19,17 +19,28 @@ use serde::Serialize;
 
 use super::conversation::{ConversationActor, MarkRead, SendMessage, Typing, Typists};
 use super::outgoing::{Outgoing, SessionHandle, close};
-use super::presence::{self, Connect, Disconnect};
-use super::registry::WeakConversationHandle;
-use crate::app::AppState;
+use super::presence::{self, Connect, Disconnect, Presence};
+use super::registry::{Registry, WeakConversationHandle};
+use crate::config::Limits;
 use crate::error::{Error, Result};
 use crate::protocol::{
-    self, ClientCommand, ClientFrame, Conversation, Empty, Event, Message as Msg, Ref, SyncData, encode_error,
-    encode_reply,
+    self, ClientCommand, ClientFrame, Conversation, Empty, Event, Ref, SyncData, encode_error, encode_reply,
 };
-use crate::rate_limit::TokenBucket;
+use crate::rate_limit::{RateLimiter, TokenBucket};
 use crate::rules;
+use crate::store::Store;
 use crate::types::{ConversationId, SessionId, UserId};
+
+/// What every session needs, shared by all of them (one allocation per server, not one per
+/// socket).
+pub struct SessionDeps {
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    pub presence: Addr<Presence>,
+    pub limits: Arc<Limits>,
+    /// Messages per second per user, shared with REST (`AppState::rate`).
+    pub rate: Arc<RateLimiter>,
+}
 
 /// How long a stopping session waits for the client to fall silent before it closes.
 const DRAIN_QUIET: Duration = Duration::from_millis(100);
@@ -43,7 +54,7 @@ pub struct WsSession {
     user: crate::protocol::User,
     expires_at: i64,
     out: SessionHandle,
-    app: web::Data<AppState>,
+    deps: web::Data<SessionDeps>,
     last_heard: Instant,
     conversations: HashMap<ConversationId, WeakConversationHandle>,
     /// Frames the client may still send now (PARLEY_MAX_FRAMES_PER_SEC).
@@ -55,14 +66,14 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    pub fn new(user: crate::protocol::User, expires_at: i64, out: SessionHandle, app: web::Data<AppState>) -> Self {
-        let frames = TokenBucket::full(2.0 * app.limits.max_frames_per_sec);
+    pub fn new(user: crate::protocol::User, expires_at: i64, out: SessionHandle, deps: web::Data<SessionDeps>) -> Self {
+        let frames = TokenBucket::full(2.0 * deps.limits.max_frames_per_sec);
         WsSession {
             id: out.id,
             user,
             expires_at,
             out,
-            app,
+            deps,
             last_heard: Instant::now(),
             conversations: HashMap::new(),
             frames,
@@ -82,7 +93,7 @@ impl WsSession {
     }
 
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
-        if self.last_heard.elapsed() >= 3 * self.app.limits.heartbeat() {
+        if self.last_heard.elapsed() >= 3 * self.deps.limits.heartbeat() {
             self.close(close::GOING_AWAY, "heartbeat timeout", ctx);
         } else {
             self.out.push(Outgoing::Ping);
@@ -139,14 +150,14 @@ impl WsSession {
     {
         let first = match self.conversations.get(&id).and_then(WeakConversationHandle::upgrade) {
             Some(conversation) => Ok(conversation),
-            None => self.app.registry.get(id).inspect(|conversation| {
+            None => self.deps.registry.get(id).inspect(|conversation| {
                 if self.conversations.len() >= REMEMBERED_CONVERSATIONS {
                     self.conversations.clear();
                 }
                 self.conversations.insert(id, conversation.downgrade());
             }),
         };
-        self.app.registry.send_or_retry(id, first, msg)
+        self.deps.registry.send_or_retry(id, first, msg)
     }
 
     fn command(&mut self, reference: Option<Ref>, command: ClientCommand, ctx: &mut Context<Self>) {
@@ -156,10 +167,10 @@ impl WsSession {
             return;
         }
         let user = self.user_id();
-        let app = self.app.clone();
+        let deps = self.deps.clone();
         match command {
             ClientCommand::MessageSend(data) => {
-                let checked = rules::check_send(&app.limits, &app.rate, user, &data.body, data.client_id.as_deref());
+                let checked = rules::check_send(&deps.limits, &deps.rate, user, &data.body, data.client_id.as_deref());
                 let send = checked.map(|()| {
                     self.call_conversation(
                         data.conversation_id,
@@ -169,16 +180,16 @@ impl WsSession {
                 self.respond(reference, async move { Ok(Sent { message: send?.await? }) }, ctx);
             }
             ClientCommand::ConversationJoin(data) => {
-                let typing = app.registry.live(data.conversation_id).map(|c| c.send(Typists { viewer: user }));
-                self.respond(reference, join(app, user, data.conversation_id, data.limit, typing), ctx);
+                let typing = deps.registry.live(data.conversation_id).map(|c| c.send(Typists { viewer: user }));
+                self.respond(reference, join(deps, user, data.conversation_id, data.limit, typing), ctx);
             }
             ClientCommand::ConversationLeave(data) => {
                 // Closing the view: typing ends there. Events keep coming, as to every member.
-                let stop = app.registry.live(data.conversation_id).map(|c| c.send(Typing { user, typing: false }));
+                let stop = deps.registry.live(data.conversation_id).map(|c| c.send(Typing { user, typing: false }));
                 self.respond(
                     reference,
                     async move {
-                        if !app.store.is_member(data.conversation_id, user).await? {
+                        if !deps.store.is_member(data.conversation_id, user).await? {
                             return Err(Error::no_conversation());
                         }
                         if let Some(stop) = stop {
@@ -202,12 +213,12 @@ impl WsSession {
                     self.call_conversation(data.conversation_id, MarkRead { user, seq: data.seq, unread: false });
                 self.respond(reference, mark, ctx);
             }
-            ClientCommand::Sync(data) => self.respond(reference, sync(app, user, data), ctx),
+            ClientCommand::Sync(data) => self.respond(reference, sync(deps, user, data), ctx),
             ClientCommand::PresenceQuery(data) => {
                 let users = data.user_ids;
                 self.respond(
                     reference,
-                    async move { Ok(PresenceAck { presence: presence::query(&app.presence, users).await? }) },
+                    async move { Ok(PresenceAck { presence: presence::query(&deps.presence, users).await? }) },
                     ctx,
                 );
             }
@@ -218,13 +229,13 @@ impl WsSession {
 
 #[derive(Serialize)]
 struct Sent {
-    message: Msg,
+    message: protocol::Message,
 }
 
 #[derive(Serialize)]
 struct JoinAck {
     conversation: Conversation,
-    messages: Vec<Msg>,
+    messages: Vec<protocol::Message>,
     typing: Vec<UserId>,
 }
 
@@ -236,7 +247,7 @@ struct SyncAck {
 #[derive(Serialize)]
 struct SyncedConversation {
     conversation_id: ConversationId,
-    messages: Vec<Msg>,
+    messages: Vec<protocol::Message>,
     has_more: bool,
 }
 
@@ -248,15 +259,15 @@ struct PresenceAck {
 /// `conversation:join`: the conversation, its latest messages and who is typing. A read: it goes
 /// to the Store, and asks the actor only for typing, and only if one is live.
 async fn join(
-    app: web::Data<AppState>,
+    deps: web::Data<SessionDeps>,
     user: UserId,
     id: ConversationId,
     limit: Option<i64>,
     typing: Option<impl Future<Output = Result<Vec<UserId>>>>,
 ) -> Result<JoinAck> {
-    let limit = app.limits.page(limit)?;
-    let conversation = app.store.conversation_for(user, id).await?.ok_or_else(Error::no_conversation)?;
-    let page = app.store.history(id, None, None, limit).await?;
+    let limit = rules::messages_page(&deps.limits, limit)?;
+    let conversation = deps.store.conversation_for(user, id).await?.ok_or_else(Error::no_conversation)?;
+    let page = deps.store.history(id, None, None, limit).await?;
     let typing = match typing {
         Some(typing) => typing.await.unwrap_or_default(),
         None => Vec::new(),
@@ -266,20 +277,20 @@ async fn join(
 
 /// `sync`: for each conversation, what came after the client's last `seq`. Conversations the
 /// user is not (or no longer) a member of are left out of the answer.
-async fn sync(app: web::Data<AppState>, user: UserId, data: SyncData) -> Result<SyncAck> {
-    if data.conversations.len() > app.limits.max_batch {
-        return Err(Error::bad_request(format!("sync at most {} conversations at once", app.limits.max_batch)));
+async fn sync(deps: web::Data<SessionDeps>, user: UserId, data: SyncData) -> Result<SyncAck> {
+    if data.conversations.len() > deps.limits.max_batch {
+        return Err(Error::bad_request(format!("sync at most {} conversations at once", deps.limits.max_batch)));
     }
-    let limit = app.limits.page(data.limit)?;
+    let limit = rules::messages_page(&deps.limits, data.limit)?;
     let mut conversations = Vec::with_capacity(data.conversations.len());
     for cursor in data.conversations {
         if cursor.after_seq < 0 {
             return Err(Error::bad_request("after_seq must be 0 or more"));
         }
-        if !app.store.is_member(cursor.conversation_id, user).await? {
+        if !deps.store.is_member(cursor.conversation_id, user).await? {
             continue;
         }
-        let page = app.store.history(cursor.conversation_id, None, Some(cursor.after_seq), limit).await?;
+        let page = deps.store.history(cursor.conversation_id, None, Some(cursor.after_seq), limit).await?;
         conversations.push(SyncedConversation {
             conversation_id: cursor.conversation_id,
             messages: page.messages,
@@ -297,13 +308,13 @@ impl Actor for WsSession {
         metrics::counter!(crate::metrics::SESSIONS_OPENED).increment(1);
         // `session:ready` only once Presence knows the session (and has told the conversation
         // actors), so that events sent after it reach this session; frames wait meanwhile.
-        let connect = self.app.presence.send(Connect { session: self.out.clone() });
+        let connect = self.deps.presence.send(Connect { session: self.out.clone() });
         ctx.wait(connect.into_actor(self).map(|_, act, _| {
             let ready =
-                Event::SessionReady { session_id: act.id, user: &act.user, heartbeat_ms: act.app.limits.heartbeat_ms };
+                Event::SessionReady { session_id: act.id, user: &act.user, heartbeat_ms: act.deps.limits.heartbeat_ms };
             act.out.deliver(&ready.encode());
         }));
-        ctx.run_interval(self.app.limits.heartbeat(), |act, ctx| act.heartbeat(ctx));
+        ctx.run_interval(self.deps.limits.heartbeat(), |act, ctx| act.heartbeat(ctx));
         ctx.spawn(self.out.stopping().into_actor(self).map(|(), act, ctx| act.drain(ctx)));
         let left = self.expires_at.saturating_sub(chrono::Utc::now().timestamp()).max(0);
         ctx.run_later(Duration::from_secs(left as u64), |act, ctx| {
@@ -314,14 +325,14 @@ impl Actor for WsSession {
     fn stopped(&mut self, _: &mut Self::Context) {
         log::debug!("session {}: closed", self.id);
         self.out.close(close::NORMAL, "");
-        self.app.presence.do_send(Disconnect { session: self.id, user: self.user.id });
+        self.deps.presence.do_send(Disconnect { session: self.id, user: self.user.id });
     }
 }
 
 impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
     fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
-        let per_sec = self.app.limits.max_frames_per_sec;
+        let per_sec = self.deps.limits.max_frames_per_sec;
         if self.frames.take(per_sec, 2.0 * per_sec).is_err() {
             self.close(close::POLICY, "too many frames", ctx);
             return;
@@ -342,7 +353,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
             Ok(AggregatedMessage::Pong(_)) => {}
             Ok(AggregatedMessage::Close(_)) => self.close(close::NORMAL, "", ctx),
             Err(ProtocolError::Overflow) => {
-                let max = self.app.limits.max_frame_bytes;
+                let max = self.deps.limits.max_frame_bytes;
                 self.close(close::TOO_BIG, &format!("frame larger than {max} bytes"), ctx);
             }
             Err(ProtocolError::Io(err)) if err.kind() == std::io::ErrorKind::InvalidData => {

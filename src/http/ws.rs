@@ -6,8 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::actors::outgoing::{self, SocketGuard};
-use crate::actors::session::WsSession;
-use crate::app::AppState;
+use crate::actors::session::{SessionDeps, WsSession};
 use crate::auth::{Auth, bearer_token};
 use crate::error::{Error, Result};
 use crate::http::origin::OriginPolicy;
@@ -23,7 +22,7 @@ pub struct TokenQuery {
 pub async fn upgrade(
     req: HttpRequest,
     body: web::Payload,
-    app: web::Data<AppState>,
+    deps: web::Data<SessionDeps>,
     auth: web::Data<Auth>,
     origins: web::Data<OriginPolicy>,
     query: web::Query<TokenQuery>,
@@ -33,11 +32,11 @@ pub async fn upgrade(
         .or(query.token.as_deref())
         .ok_or_else(|| Error::Unauthorized("missing token: send Authorization: Bearer or ?token=".into()))?;
     let caller = auth.authenticate(token).await?;
-    let user = app.store.user(caller.id).await?.ok_or_else(|| Error::Unauthorized("unknown user".into()))?.to_user();
+    let user = deps.store.user(caller.id).await?.ok_or_else(|| Error::Unauthorized("unknown user".into()))?.to_user();
 
     let (response, ws, stream) =
         actix_ws::handle(&req, body).map_err(|err| Error::bad_request(format!("not a WebSocket upgrade: {err}")))?;
-    let limits = &app.limits;
+    let limits = &deps.limits;
     let out = outgoing::start(
         SessionId::random(),
         user.id,
@@ -50,10 +49,10 @@ pub async fn upgrade(
         .max_frame_size(limits.max_frame_bytes)
         .aggregate_continuations()
         .max_continuation_size(limits.max_frame_bytes);
-    let app = app.clone();
+    let deps = deps.clone();
     WsSession::create(move |ctx| {
         ctx.add_stream(stream);
-        WsSession::new(user, caller.expires_at, out, app)
+        WsSession::new(user, caller.expires_at, out, deps)
     });
     Ok(response)
 }
