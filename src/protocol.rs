@@ -400,3 +400,9 @@ fn encode<T: Serialize + ?Sized>(value: &T) -> Frame {
 /// `{}`: the ack data of commands that return nothing.
 #[derive(Serialize)]
 pub struct Empty {}
+
+/// The decoder's property-based fuzz: a unit test of [`ClientFrame::parse`], kept beside the
+/// JSON strategies it shares with the server fuzz of the integration tests.
+#[cfg(test)]
+#[path = "../tests/fuzz/decoder.rs"]
+mod decoder_fuzz;
