@@ -97,7 +97,7 @@ async fn people_on_two_nodes_chat_type_read_and_see_presence() {
     }
     // The history is the same through either node.
     for node in [node_a, node_b] {
-        let history = Http::of(node).history(&alice, &conversation).await;
+        let history = node.history(&alice, &conversation).await;
         assert_eq!(history, vec![first.clone(), second.clone()]);
     }
 

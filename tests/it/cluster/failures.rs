@@ -113,7 +113,7 @@ async fn a_killed_node_takes_its_users_offline_and_loses_nothing_it_acked() {
     assert_eq!((&user["online"], &user["last_seen_at"]), (&json!(false), &offline["last_seen_at"]), "{user}");
 
     // Every message the killed node acknowledged is there, as acknowledged; seqs have no gaps.
-    let history = Http::of(survivor).history(&alice, &conversation).await;
+    let history = survivor.history(&alice, &conversation).await;
     let seqs: Vec<i64> = history.iter().map(|m| m["seq"].as_i64().expect("seq")).collect();
     assert_eq!(seqs, (1..=history.len() as i64).collect::<Vec<_>>(), "seqs run 1..n");
     let stored: HashMap<&str, &Value> = history.iter().map(|m| (m["id"].as_str().expect("id"), m)).collect();

@@ -78,16 +78,14 @@ impl Cluster {
             tune(config);
         })
         .await;
-        Http::of(&node)
-            .wait_readyz("the new node's broker is up", |status, body| status == 200 && body["broker"] == "up")
-            .await;
+        node.wait_readyz("the new node's broker is up", |status, body| status == 200 && body["broker"] == "up").await;
         self.nodes.push(node);
         self.nodes.last().expect("the node")
     }
 
     /// REST against node `i`.
     pub fn http(&self, i: usize) -> Http {
-        Http::of(&self.nodes[i])
+        Http::clone(&self.nodes[i])
     }
 
     /// Stops every node, then drops the database and the cluster's keys in Redis.

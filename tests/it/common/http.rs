@@ -1,5 +1,5 @@
-//! REST against any server: an in-process [`TestServer`], a node of a cluster, or a `parley`
-//! process (the tests that kill one).
+//! REST against any server: an in-process `TestServer` (which derefs to its `Http`), a node of
+//! a cluster, or a `parley` process (the tests that kill one).
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +7,7 @@ use awc::Client;
 use awc::http::Method;
 use serde_json::{Value, json};
 
-use super::{PATIENCE, TestServer, TestUser, now_secs, token_for};
+use super::{PATIENCE, TestUser, now_secs, token_for};
 
 /// A token with `role: admin`, for `/api/admin/*` on any node.
 pub fn admin() -> TestUser {
@@ -29,10 +29,6 @@ pub struct Http {
 impl Http {
     pub fn new(base: &str) -> Http {
         Http { base: base.to_string(), client: Client::builder().timeout(PATIENCE).finish() }
-    }
-
-    pub fn of(server: &TestServer) -> Http {
-        Http::clone(server)
     }
 
     pub fn url(&self, path: &str) -> String {
