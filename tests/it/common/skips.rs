@@ -15,6 +15,7 @@
 //! after it), however many times it asks.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::sync::{Mutex, Once};
 
 /// A suite that needs a service of the machine.
@@ -69,8 +70,8 @@ pub fn skipped(suite: Suite) {
 
 fn note(suite: Suite, ran: bool) {
     AT_EXIT.call_once(|| {
-        // SAFETY: `summary` is an `extern "C" fn()` that does not unwind (it catches nothing that
-        // could panic: a poisoned lock is read through, printing cannot fail loudly).
+        // SAFETY: `summary` is an `extern "C" fn()` that does not unwind: a poisoned lock is read
+        // through, and a failed write to stderr is ignored.
         let registered = unsafe { libc::atexit(summary) };
         assert_eq!(registered, 0, "atexit");
     });
@@ -95,8 +96,12 @@ extern "C" fn summary() {
         .collect();
     if skipped.is_empty() {
         let ran: Vec<String> = tally.iter().map(|(suite, t)| format!("{} {}", t.ran.len(), suite.what())).collect();
-        eprintln!("\nparley tests: nothing skipped ({} ran)", ran.join(", "));
+        let _ = writeln!(std::io::stderr(), "\nparley tests: nothing skipped ({} ran)", ran.join(", "));
     } else {
-        eprintln!("\nparley tests: SKIPPED, reported ok above without running: {}", skipped.join("; "));
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nparley tests: SKIPPED, reported ok above without running: {}",
+            skipped.join("; ")
+        );
     }
 }
