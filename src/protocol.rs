@@ -3,17 +3,16 @@
 //! change to one is a change to the other.
 
 use bytestring::ByteString;
+use diesel::Queryable;
 use diesel::deserialize::FromSqlRow;
 use diesel::deserialize::{self, FromSql};
 use diesel::expression::AsExpression;
 use diesel::serialize::{self, IsNull, Output, ToSql};
 use diesel::sql_types::Text;
-use diesel::{Queryable, Selectable};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{Error, ErrorBody};
-use crate::store::schema::messages;
 use crate::types::{ConversationId, MessageId, SessionId, Timestamp, UserId};
 
 /// Protocol version, as `/api/info` reports it.
@@ -55,8 +54,9 @@ pub struct Member {
     pub last_read_seq: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
-#[diesel(table_name = messages)]
+/// Loaded straight from its row (`Queryable` reads the columns by position; the selection, in
+/// the order of these fields, is in `store/models.rs`, beside the schema).
+#[derive(Debug, Clone, Serialize, Queryable)]
 pub struct Message {
     pub id: MessageId,
     pub conversation_id: ConversationId,
@@ -400,3 +400,9 @@ fn encode<T: Serialize + ?Sized>(value: &T) -> Frame {
 /// `{}`: the ack data of commands that return nothing.
 #[derive(Serialize)]
 pub struct Empty {}
+
+/// The decoder's property-based fuzz: a unit test of [`ClientFrame::parse`], kept beside the
+/// JSON strategies it shares with the server fuzz of the integration tests.
+#[cfg(test)]
+#[path = "../tests/fuzz/decoder.rs"]
+mod decoder_fuzz;

@@ -4,7 +4,7 @@
 use diesel::{Insertable, Queryable, Selectable};
 
 use super::schema::{conversations, members, messages, users};
-use crate::protocol::{ConversationKind, MessageKind, Role, User};
+use crate::protocol::{ConversationKind, Message, MessageKind, Role, User};
 use crate::types::{ConversationId, MessageId, Timestamp, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -94,4 +94,33 @@ pub struct MessageInsert<'a> {
     pub body: &'a str,
     pub client_id: Option<&'a str>,
     pub created_at: Timestamp,
+}
+
+/// The wire `Message` is read straight from its row, without a copy: these are its columns, in
+/// the order of its fields. It lives here rather than as a derive on the wire type, so that
+/// `protocol` knows no table (docs/ARCHITECTURE.md, "Layers").
+impl<DB: diesel::backend::Backend> Selectable<DB> for Message {
+    type SelectExpression = (
+        messages::id,
+        messages::conversation_id,
+        messages::seq,
+        messages::sender_id,
+        messages::kind,
+        messages::body,
+        messages::client_id,
+        messages::created_at,
+    );
+
+    fn construct_selection() -> Self::SelectExpression {
+        (
+            messages::id,
+            messages::conversation_id,
+            messages::seq,
+            messages::sender_id,
+            messages::kind,
+            messages::body,
+            messages::client_id,
+            messages::created_at,
+        )
+    }
 }

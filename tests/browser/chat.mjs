@@ -2,7 +2,7 @@
 //
 //   node tests/browser/chat.mjs http://127.0.0.1:PORT
 //
-// tests/browser.rs starts a fresh server and runs this; it can also run against any server whose
+// tests/it/web_client.rs starts a fresh server and runs this; it can also run against any server whose
 // PARLEY_ADMIN_USERS includes "admin" and that has none of the users below yet. Each step waits
 // for what a person would see (selectors and text, with timeouts), never for a fixed time.
 // Screenshots go to PARLEY_SCREENSHOTS_DIR (default: target/browser-screenshots); the README's

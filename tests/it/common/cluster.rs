@@ -1,4 +1,4 @@
-//! The cluster harness (issue 6): several Parley nodes on one PostgreSQL database and one Redis.
+//! The cluster harness: several Parley nodes on one PostgreSQL database and one Redis.
 //!
 //! - [`Cluster`]: one fresh PostgreSQL database and `n` in-process nodes on it, all with the same
 //!   Redis and a key prefix of their own (so that tests running at once never see each other).
@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{PATIENCE, TestServer, drop_database_now, pg_execute, postgres_url, with_database};
+use super::db::{FreshDatabase, postgres_for};
+pub use super::http::Http;
+use super::process::ServerProcess;
+use super::skips::Suite;
+use super::{Backend, PATIENCE, TestServer};
 
 /// The Redis the cluster tests use unless they start their own: `PARLEY_TEST_REDIS_URL`, or the
 /// machine's default.
-pub use super::http::Http;
-use super::process::ServerProcess;
-
 pub fn default_redis_url() -> String {
     match std::env::var("PARLEY_TEST_REDIS_URL") {
         Ok(url) if !url.is_empty() => url,
@@ -33,31 +34,6 @@ pub fn free_port() -> u16 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The database
-
-/// A PostgreSQL database of its own, dropped with this value (even when the test panics).
-pub struct SharedDatabase {
-    pub url: String,
-    admin_url: String,
-    name: String,
-}
-
-impl SharedDatabase {
-    pub async fn create(admin_url: &str) -> SharedDatabase {
-        let name = format!("parley_c_{}", uuid::Uuid::new_v4().simple());
-        pg_execute(admin_url, &format!("CREATE DATABASE {name}")).await;
-        SharedDatabase { url: with_database(admin_url, &name), admin_url: admin_url.to_string(), name }
-    }
-}
-
-impl Drop for SharedDatabase {
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        drop_database_now(admin_url, name);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The cluster
 
 /// `n` in-process nodes on one PostgreSQL database and one Redis, under one unique prefix.
@@ -66,13 +42,13 @@ pub struct Cluster {
     pub nodes: Vec<TestServer>,
     pub redis_url: String,
     pub prefix: String,
-    pub database: SharedDatabase,
+    pub database: FreshDatabase,
 }
 
 impl Cluster {
     /// Starts `n` nodes on the default Redis after `tune` adjusted each one's configuration, and
-    /// waits until each says its broker is up. `None` when no test PostgreSQL is configured (and
-    /// `PARLEY_REQUIRE_POSTGRES` is unset: then it fails).
+    /// waits until each says its broker is up. `None` when no test PostgreSQL is configured: the
+    /// test is counted as skipped (or fails, when `PARLEY_REQUIRE_POSTGRES` is set).
     pub async fn start(n: usize, tune: impl Fn(&mut parley::config::Config)) -> Option<Cluster> {
         Self::start_on_redis(n, &default_redis_url(), tune).await
     }
@@ -83,8 +59,8 @@ impl Cluster {
         redis_url: &str,
         tune: impl Fn(&mut parley::config::Config),
     ) -> Option<Cluster> {
-        let admin_url = postgres_url()?;
-        let database = SharedDatabase::create(&admin_url).await;
+        postgres_for(Suite::Cluster)?;
+        let database = FreshDatabase::create(Backend::Postgres).await;
         let prefix = format!("parley-test-{}", uuid::Uuid::new_v4().simple());
         let mut cluster = Cluster { nodes: Vec::new(), redis_url: redis_url.to_string(), prefix, database };
         for _ in 0..n {
@@ -102,16 +78,14 @@ impl Cluster {
             tune(config);
         })
         .await;
-        Http::of(&node)
-            .wait_readyz("the new node's broker is up", |status, body| status == 200 && body["broker"] == "up")
-            .await;
+        node.wait_readyz("the new node's broker is up", |status, body| status == 200 && body["broker"] == "up").await;
         self.nodes.push(node);
         self.nodes.last().expect("the node")
     }
 
     /// REST against node `i`.
     pub fn http(&self, i: usize) -> Http {
-        Http::of(&self.nodes[i])
+        Http::clone(&self.nodes[i])
     }
 
     /// Stops every node, then drops the database and the cluster's keys in Redis.

@@ -1,60 +1,29 @@
-//! Authentication (PROTOCOL.md §1) and the auth rows of §2/§4: built-in accounts, tokens from an
-//! identity system, what a bad token gets on REST and on the WebSocket upgrade, the admin role,
-//! a WebSocket whose token expires, and the endpoints that need no token.
-
-mod common;
+//! Bearer tokens: where they are taken (the header on REST; the header or the query on the
+//! WebSocket upgrade), what a bad or expired one gets, a WebSocket whose token expires (4001),
+//! tokens signed by an identity system (HS256 with the shared secret, RS256 and EdDSA with its
+//! public key), and the endpoints that need no token.
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 
-use common::*;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
+use crate::common::*;
+
 backends!(
-    register_returns_a_token_and_the_user,
-    usernames_follow_the_rules,
-    usernames_are_unique_regardless_of_case,
-    passwords_are_8_to_256_characters,
-    display_name_is_optional_and_at_most_64_characters,
-    malformed_bodies_and_unknown_fields_are_bad_requests,
-    login_returns_a_token_and_hides_which_part_was_wrong,
     me_needs_a_bearer_token_in_the_header,
     bad_tokens_are_refused_on_rest_and_on_the_websocket_upgrade,
     websocket_takes_the_token_in_the_query_or_the_header,
     identity_system_tokens_create_the_user_on_first_use,
-    admin_role_opens_the_admin_endpoints,
     websocket_is_closed_with_4001_when_its_token_expires,
     a_token_is_expired_from_its_exp_second_on,
     info_and_health_checks_need_no_token,
+    rs256_tokens_from_an_identity_system,
+    eddsa_tokens_from_an_identity_system,
 );
-
-/// `(status, body)` is the protocol's error: that status and exactly `{"error": {code, message}}`
-/// with a non-empty message. Returns the message.
-fn assert_error(got: &(u16, Value), status: u16, code: &str) -> String {
-    let (got_status, body) = got;
-    assert_eq!(*got_status, status, "expected {status} {code}, got {got_status} {body}");
-    assert_eq!(body.as_object().map(|o| o.keys().collect::<Vec<_>>()), Some(vec![&"error".to_string()]), "{body}");
-    let error = body["error"].as_object().unwrap_or_else(|| panic!("error object: {body}"));
-    let mut keys: Vec<&str> = error.keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    assert_eq!(keys, ["code", "message"], "{body}");
-    assert_eq!(error["code"], code, "{body}");
-    let message = error["message"].as_str().expect("message is a string").to_string();
-    assert!(!message.trim().is_empty(), "the message says something: {body}");
-    message
-}
-
-async fn register(server: &TestServer, body: Value) -> (u16, Value) {
-    server.post(None, "/api/auth/register", body).await
-}
-
-async fn login(server: &TestServer, username: &str, password: &str) -> (u16, Value) {
-    server.post(None, "/api/auth/login", json!({"username": username, "password": password})).await
-}
-
-/// A user value for `token` (as the harness's helpers take one); id and username are not used.
-fn bearer(token: &str) -> TestUser {
-    TestUser { id: String::new(), username: String::new(), token: token.to_string() }
-}
 
 /// GET `path` with exactly the given `Authorization` header value (or none).
 async fn get_with_header(server: &TestServer, path: &str, authorization: Option<&str>) -> (u16, Value) {
@@ -63,21 +32,6 @@ async fn get_with_header(server: &TestServer, path: &str, authorization: Option<
         req = req.insert_header(("Authorization", value));
     }
     let mut response = req.send().await.expect("GET");
-    let status = response.status().as_u16();
-    let bytes = response.body().await.expect("body");
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
-    (status, body)
-}
-
-/// POST raw bytes as `application/json`.
-async fn post_raw(server: &TestServer, path: &str, raw: &'static str) -> (u16, Value) {
-    let mut response = server
-        .client
-        .post(server.url(path))
-        .insert_header(("Content-Type", "application/json"))
-        .send_body(raw)
-        .await
-        .expect("POST");
     let status = response.status().as_u16();
     let bytes = response.body().await.expect("body");
     let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
@@ -160,193 +114,59 @@ fn base64url(bytes: &[u8]) -> String {
     out
 }
 
-fn base64url_decode(text: &str) -> Vec<u8> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'-' => 62,
-        b'_' => 63,
-        _ => panic!("not base64url: {c}"),
-    };
-    let mut out = Vec::new();
-    for chunk in text.as_bytes().chunks(4) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, c)| acc | (u32::from(value(*c)) << (18 - 6 * i)));
-        for i in 0..chunk.len() - 1 {
-            out.push((n >> (16 - 8 * i)) as u8);
-        }
-    }
-    out
-}
-
-/// The claims of a token, read without checking it.
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT has a payload");
-    serde_json::from_slice(&base64url_decode(payload)).expect("JSON claims")
-}
-
 /// A token with the given header (an HMAC algorithm), signed with `secret`.
 fn signed(header: &jsonwebtoken::Header, claims: &Value, secret: &str) -> String {
     jsonwebtoken::encode(header, claims, &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes())).expect("sign")
 }
 
-fn fresh_sub() -> String {
-    uuid::Uuid::new_v4().to_string()
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
-async fn register_returns_a_token_and_the_user(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let (status, body) =
-        register(&server, json!({"username": "Alice", "password": "password123", "display_name": "Alice Liddell"}))
-            .await;
-    assert_eq!(status, 201, "{body}");
-    let user = &body["user"];
-    let id = user["id"].as_str().expect("id");
-    assert!(uuid::Uuid::parse_str(id).is_ok(), "the id is a UUID: {id}");
-    assert_eq!(user["username"], "alice", "usernames are folded to lowercase");
-    assert_eq!(user["display_name"], "Alice Liddell");
-    let token = body["token"].as_str().expect("token");
-    assert_eq!(claims_of(token)["sub"], id, "the token is the new user's");
-    assert!(claims_of(token)["exp"].as_i64().expect("exp") > now_secs());
+fn signed_with_key(alg: Algorithm, key: &EncodingKey, claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(&Header::new(alg), &claims, key).expect("sign")
+}
 
-    // The token works, and /api/me answers the same user.
-    let (status, me) = server.get(Some(&bearer(token)), "/api/me").await;
+async fn public_key_tokens(backend: Backend, alg: Algorithm, private: &str, public: &str) {
+    let public = fixture(public);
+    let server = TestServer::start_with(backend, |config| config.jwt_public_key = Some(public)).await;
+    let pem = std::fs::read(fixture(private)).expect("private key");
+    let key = match alg {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
+        _ => EncodingKey::from_ed_pem(&pem),
+    }
+    .expect("key");
+    let sub = uuid::Uuid::new_v4().to_string();
+    let token = signed_with_key(alg, &key, json!({"sub": sub, "exp": now_secs() + 600, "name": "Grace"}));
+    let user = TestUser { id: sub.clone(), username: sub.clone(), token };
+
+    // The user is created on first use, named from the token.
+    let (status, me) = server.get(Some(&user), "/api/me").await;
     assert_eq!(status, 200, "{me}");
-    assert_eq!(me, json!({"id": id, "username": "alice", "display_name": "Alice Liddell"}));
-    server.stop().await;
-}
+    assert_eq!((me["id"].as_str(), me["display_name"].as_str()), (Some(sub.as_str()), Some("Grace")));
+    // The WebSocket accepts it too.
+    let mut ws = server.ws(&user).await;
+    ws.ack("ping", json!({})).await;
 
-async fn usernames_follow_the_rules(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let too_long = "a".repeat(33);
-    for bad in ["", "ab", too_long.as_str(), "a b", "émile", "semi;colon", "at@sign", "slash/y", "tab\tname", "ab\u{0}"]
-    {
-        let got = register(&server, json!({"username": bad, "password": "password123"})).await;
-        assert_error(&got, 400, "bad_request");
-    }
+    // HS256 tokens of built-in accounts still work beside it.
+    let local = server.user("local").await;
+    assert_eq!(server.get(Some(&local), "/api/me").await.0, 200);
 
-    // The edges of the rule are accepted: 3 and 32 characters, and every allowed symbol.
-    let longest = "z".repeat(32);
-    for good in ["abc", longest.as_str(), "a.b_c-9", "0-9", "..."] {
-        let (status, body) = register(&server, json!({"username": good, "password": "password123"})).await;
-        assert_eq!(status, 201, "{good:?}: {body}");
-        assert_eq!(body["user"]["username"], good);
-    }
-    // Upper-case letters are folded, not refused.
-    let (status, body) = register(&server, json!({"username": "MiXeD.Case", "password": "password123"})).await;
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["user"]["username"], "mixed.case");
-    assert_eq!(body["user"]["display_name"], "mixed.case");
-    server.stop().await;
-}
-
-async fn usernames_are_unique_regardless_of_case(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let alice = server.user("alice").await;
-    for taken in ["alice", "ALICE", "Alice"] {
-        let got = register(&server, json!({"username": taken, "password": "another-password"})).await;
-        assert_error(&got, 409, "conflict");
-    }
-    // The first account is untouched: its password still signs in, under any case.
-    let (status, body) = login(&server, "ALICE", "password123").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["user"]["id"], alice.id.as_str());
-    assert_error(&login(&server, "alice", "another-password").await, 401, "unauthorized");
-    server.stop().await;
-}
-
-async fn passwords_are_8_to_256_characters(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let cases = [
-        ("short7", "1234567".to_string(), 400),
-        ("empty", String::new(), 400),
-        ("long257", "p".repeat(257), 400),
-        // Characters, not bytes: four 2-byte characters are 8 bytes but only 4 characters.
-        ("bytes8", "éééé".to_string(), 400),
-        ("exact8", "12345678".to_string(), 201),
-        ("exact256", "p".repeat(256), 201),
-        ("accents8", "éééééééé".to_string(), 201),
-    ];
-    for (username, password, expected) in &cases {
-        let got = register(&server, json!({"username": username, "password": password})).await;
-        if *expected == 400 {
-            assert_error(&got, 400, "bad_request");
-        } else {
-            assert_eq!(got.0, 201, "{username}: {}", got.1);
-            let (status, body) = login(&server, username, password).await;
-            assert_eq!(status, 200, "{username} signs in with that password: {body}");
-        }
-    }
-    // A refused registration created nothing: the name is still free.
-    let (status, body) = register(&server, json!({"username": "short7", "password": "long-enough"})).await;
-    assert_eq!(status, 201, "{body}");
-    server.stop().await;
-}
-
-async fn display_name_is_optional_and_at_most_64_characters(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let (status, body) = register(&server, json!({"username": "Plain", "password": "password123"})).await;
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["user"]["display_name"], "plain", "defaults to the (folded) username");
-
-    let longest = "é".repeat(64);
-    let (status, body) =
-        register(&server, json!({"username": "longest", "password": "password123", "display_name": longest})).await;
-    assert_eq!(status, 201, "64 characters (128 bytes) is allowed: {body}");
-    assert_eq!(body["user"]["display_name"], longest.as_str());
-
-    let got =
-        register(&server, json!({"username": "toolong", "password": "password123", "display_name": "x".repeat(65)}))
-            .await;
-    assert_error(&got, 400, "bad_request");
-    // Nothing was created by the refused request.
-    let (status, body) = register(&server, json!({"username": "toolong", "password": "password123"})).await;
-    assert_eq!(status, 201, "{body}");
-    server.stop().await;
-}
-
-async fn malformed_bodies_and_unknown_fields_are_bad_requests(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    for path in ["/api/auth/register", "/api/auth/login"] {
-        for raw in ["{not json", "", "[]", "\"alice\"", "{\"username\": \"alice\", \"password\": "] {
-            assert_error(&post_raw(&server, path, raw).await, 400, "bad_request");
-        }
-        for body in [
-            json!({"username": "alice", "password": "password123", "role": "admin"}),
-            json!({"username": "alice"}),
-            json!({"password": "password123"}),
-            json!({"username": 42, "password": "password123"}),
-            json!({"username": "alice", "password": ["password123"]}),
-        ] {
-            assert_error(&server.post(None, path, body).await, 400, "bad_request");
-        }
-    }
-    // None of those created an account: "alice" is free.
-    let (status, body) = register(&server, json!({"username": "alice", "password": "password123"})).await;
-    assert_eq!(status, 201, "{body}");
-    server.stop().await;
-}
-
-async fn login_returns_a_token_and_hides_which_part_was_wrong(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let alice = server.user("alice").await;
-
-    let (status, body) = login(&server, "alice", "password123").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["user"], json!({"id": alice.id, "username": "alice", "display_name": "alice"}));
-    let token = body["token"].as_str().expect("token");
-    let (status, me) = server.get(Some(&bearer(token)), "/api/me").await;
-    assert_eq!(status, 200, "{me}");
-    assert_eq!(me["id"], alice.id.as_str());
-
-    let wrong_password = login(&server, "alice", "password124").await;
-    let unknown_user = login(&server, "nobody", "password123").await;
-    let message = assert_error(&wrong_password, 401, "unauthorized");
-    assert_error(&unknown_user, 401, "unauthorized");
-    assert_eq!(unknown_user.1, wrong_password.1, "the same answer, so that usernames cannot be probed");
-    assert!(!message.to_lowercase().contains("nobody"), "the message does not echo the username: {message}");
-    // A username that could never exist gets the same answer too.
-    assert_eq!(login(&server, "x", "password123").await, wrong_password);
+    // A token signed with another key of the same kind, or carrying a different algorithm than
+    // the configured key's, is refused.
+    let forged = signed_with_key(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(b"not the secret"),
+        json!({"sub": sub, "exp": now_secs() + 600}),
+    );
+    let intruder = TestUser { token: forged, ..user.clone() };
+    assert_eq!(server.get(Some(&intruder), "/api/me").await.0, 401);
+    let other_alg = if alg == Algorithm::RS256 { Algorithm::RS384 } else { Algorithm::ES256 };
+    let (_, rest) = user.token.split_once('.').expect("jwt");
+    let header = serde_json::to_vec(&json!({"alg": format!("{other_alg:?}"), "typ": "JWT"})).unwrap();
+    let relabelled = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header));
+    let intruder = TestUser { token: relabelled, ..user };
+    assert_eq!(server.get(Some(&intruder), "/api/me").await.0, 401);
     server.stop().await;
 }
 
@@ -512,43 +332,6 @@ async fn identity_system_tokens_create_the_user_on_first_use(backend: Backend) {
     server.stop().await;
 }
 
-async fn admin_role_opens_the_admin_endpoints(backend: Backend) {
-    let server = TestServer::start(backend).await;
-    let admin_token = bearer(&token_for(json!({"sub": fresh_sub(), "exp": now_secs() + 3600, "role": "admin"})));
-    let (status, actors) = server.get(Some(&admin_token), "/api/admin/actors").await;
-    assert_eq!(status, 200, "{actors}");
-    assert!(actors["node_id"].is_string(), "{actors}");
-    assert!(actors["sessions"]["count"].is_u64(), "{actors}");
-    assert!(actors["conversations"].is_array(), "{actors}");
-
-    for claims in [
-        json!({"sub": fresh_sub(), "exp": now_secs() + 3600}),
-        json!({"sub": fresh_sub(), "exp": now_secs() + 3600, "role": "user"}),
-        json!({"sub": fresh_sub(), "exp": now_secs() + 3600, "role": "Admin"}),
-        json!({"sub": fresh_sub(), "exp": now_secs() + 3600, "name": "admin"}),
-    ] {
-        let got = server.get(Some(&bearer(&token_for(claims.clone()))), "/api/admin/actors").await;
-        assert_error(&got, 403, "forbidden");
-    }
-    let alice = server.user("alice").await;
-    assert_eq!(claims_of(&alice.token).get("role"), None, "an ordinary account has no role");
-    assert_error(&server.get(Some(&alice), "/api/admin/actors").await, 403, "forbidden");
-    assert_error(&server.get(None, "/api/admin/actors").await, 401, "unauthorized");
-
-    // The built-in account named in admin_users gets an admin token, at registration and login.
-    assert_eq!(server.config.admin_users, ["admin"]);
-    let admin = server.user("admin").await;
-    assert_eq!(claims_of(&admin.token)["role"], "admin");
-    let (status, actors) = server.get(Some(&admin), "/api/admin/actors").await;
-    assert_eq!(status, 200, "{actors}");
-    let (status, body) = login(&server, "admin", "password123").await;
-    assert_eq!(status, 200, "{body}");
-    let login_token = body["token"].as_str().expect("token");
-    assert_eq!(claims_of(login_token)["role"], "admin");
-    assert_eq!(server.get(Some(&bearer(login_token)), "/api/admin/actors").await.0, 200);
-    server.stop().await;
-}
-
 async fn websocket_is_closed_with_4001_when_its_token_expires(backend: Backend) {
     let server = TestServer::start(backend).await;
     let sub = fresh_sub();
@@ -595,4 +378,12 @@ async fn info_and_health_checks_need_no_token(backend: Backend) {
         assert_eq!(get_with_header(&server, path, Some("Bearer garbage")).await.0, 200, "{path}");
     }
     server.stop().await;
+}
+
+async fn rs256_tokens_from_an_identity_system(backend: Backend) {
+    public_key_tokens(backend, Algorithm::RS256, "rsa-private.pem", "rsa-public.pem").await;
+}
+
+async fn eddsa_tokens_from_an_identity_system(backend: Backend) {
+    public_key_tokens(backend, Algorithm::EdDSA, "ed25519-private.pem", "ed25519-public.pem").await;
 }

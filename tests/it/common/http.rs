@@ -1,5 +1,5 @@
-//! REST against any server: an in-process [`TestServer`], a node of a cluster, or a `parley`
-//! process (the tests that kill one).
+//! REST against any server: an in-process `TestServer` (which derefs to its `Http`), a node of
+//! a cluster, or a `parley` process (the tests that kill one).
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +7,7 @@ use awc::Client;
 use awc::http::Method;
 use serde_json::{Value, json};
 
-use super::{PATIENCE, TestServer, TestUser, now_secs, token_for};
+use super::{PATIENCE, TestUser, now_secs, token_for};
 
 /// A token with `role: admin`, for `/api/admin/*` on any node.
 pub fn admin() -> TestUser {
@@ -20,8 +20,10 @@ pub fn admin() -> TestUser {
 /// REST against one server.
 #[derive(Clone)]
 pub struct Http {
+    /// `http://host:port`.
     pub base: String,
-    client: Client,
+    /// For requests the helpers below do not make (other content types, headers).
+    pub client: Client,
 }
 
 impl Http {
@@ -29,8 +31,8 @@ impl Http {
         Http { base: base.to_string(), client: Client::builder().timeout(PATIENCE).finish() }
     }
 
-    pub fn of(server: &TestServer) -> Http {
-        Http::new(&server.base)
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
     pub async fn try_request(
@@ -67,6 +69,32 @@ impl Http {
         self.try_request(Method::POST, path, user, Some(&body)).await.unwrap_or_else(|err| panic!("POST {path}: {err}"))
     }
 
+    pub async fn delete(&self, user: Option<&TestUser>, path: &str) -> (u16, Value) {
+        self.try_request(Method::DELETE, path, user, None).await.unwrap_or_else(|err| panic!("DELETE {path}: {err}"))
+    }
+
+    /// POST `body` as it is, with `content_type`; the status and the raw answer.
+    pub async fn post_text(&self, token: Option<&str>, path: &str, content_type: &str, body: String) -> (u16, Vec<u8>) {
+        let mut request = self.client.post(self.url(path)).insert_header(("Content-Type", content_type));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request.send_body(body).await.unwrap_or_else(|err| panic!("POST {path}: {err}"));
+        let bytes = response.body().limit(1 << 20).await.expect("answer body");
+        (response.status().as_u16(), bytes.to_vec())
+    }
+
+    /// GET, the status and the raw answer.
+    pub async fn get_text(&self, token: Option<&str>, path: &str) -> (u16, Vec<u8>) {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request.send().await.unwrap_or_else(|err| panic!("GET {path}: {err}"));
+        let bytes = response.body().limit(16 << 20).await.expect("answer body");
+        (response.status().as_u16(), bytes.to_vec())
+    }
+
     /// Registers `username` (password "password123").
     pub async fn user(&self, username: &str) -> TestUser {
         let (status, body) =
@@ -86,9 +114,20 @@ impl Http {
         body["id"].as_str().expect("conversation id").to_string()
     }
 
-    /// The text of `/metrics`.
+    /// Creates a group of `owner` with `members`; returns its id.
+    pub async fn group(&self, owner: &TestUser, title: &str, members: &[&TestUser]) -> String {
+        let ids: Vec<&str> = members.iter().map(|u| u.id.as_str()).collect();
+        let (status, body) = self
+            .post(Some(owner), "/api/conversations", json!({"kind": "group", "title": title, "member_ids": ids}))
+            .await;
+        assert_eq!(status, 201, "create group: {body}");
+        body["id"].as_str().expect("conversation id").to_string()
+    }
+
+    /// The text of `/metrics`. An in-process server's counters are process-wide: every test of
+    /// this binary adds to them (a test that counts exactly runs a server process of its own).
     pub async fn metrics(&self) -> String {
-        let mut response = self.client.get(format!("{}/metrics", self.base)).send().await.expect("metrics");
+        let mut response = self.client.get(self.url("/metrics")).send().await.expect("metrics");
         assert_eq!(response.status(), 200);
         String::from_utf8(response.body().limit(16 << 20).await.expect("body").to_vec()).expect("text")
     }
@@ -139,4 +178,18 @@ impl Http {
             }
         }
     }
+}
+
+/// The POST endpoints, on `conversation`, with the token each needs.
+pub fn post_endpoints<'a>(user: &'a TestUser, conversation: &str) -> Vec<(String, Option<&'a str>)> {
+    let token = Some(user.token.as_str());
+    vec![
+        ("/api/auth/register".into(), None),
+        ("/api/auth/login".into(), None),
+        ("/api/conversations".into(), token),
+        (format!("/api/conversations/{conversation}/members"), token),
+        (format!("/api/conversations/{conversation}/messages"), token),
+        (format!("/api/conversations/{conversation}/read"), token),
+        (format!("/api/conversations/{conversation}/unread"), token),
+    ]
 }

@@ -1,14 +1,13 @@
-//! `parley-bench` (issue 5), the real binary against a real server at a rate well under the
-//! limits: every message is acked, delivered in order and nothing is refused; and idle
-//! connections all open and stay open. Its figures are what operators will size deployments
-//! with, so its own accounting is tested here, not only that it runs.
-
-mod common;
+//! `parley-bench`, the real binary against a real server at a rate well under the limits:
+//! every message is acked, delivered in order and nothing is refused; and idle connections all
+//! open and stay open. Its figures are what operators will size deployments with, so its own
+//! accounting is tested here, not only that it runs.
 
 use std::process::Command;
 
-use common::*;
 use serde_json::{Value, json};
+
+use crate::common::*;
 
 backends!(
     direct_conversations_of_built_in_accounts_are_all_acked_and_delivered,

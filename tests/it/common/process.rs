@@ -9,8 +9,12 @@ use std::time::{Duration, Instant};
 use awc::http::Method;
 use serde_json::Value;
 
+use super::db::FreshDatabase;
 use super::http::Http;
 use super::{PATIENCE, SECRET};
+
+/// No rate limit: for the tests that send as fast as they can.
+pub const UNLIMITED: [(&str, &str); 2] = [("PARLEY_RATE_PER_SEC", "100000"), ("PARLEY_RATE_BURST", "100000")];
 
 pub struct ServerProcess {
     child: Child,
@@ -57,6 +61,12 @@ impl ServerProcess {
         let mut server = ServerProcess { child, addr, log, _dir: own };
         server.wait_ready(ready).await;
         server
+    }
+
+    /// `parley` on `db`, with the test settings and then `env`, once ready; its log goes to the
+    /// database's directory.
+    pub async fn on(db: &FreshDatabase, env: &[(&str, &str)]) -> ServerProcess {
+        ServerProcess::start(Some(db.dir()), &db.url, env, |_| true).await
     }
 
     /// Waits until `/readyz` answers 200 with a body for which `ready` holds.
@@ -117,8 +127,13 @@ impl ServerProcess {
         line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS in kB")
     }
 
+    /// Everything the process has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let log = self.log();
         let start = log.len().saturating_sub(6_000);
         let start = (start..log.len()).find(|&i| log.is_char_boundary(i)).unwrap_or(log.len());
         format!("--- server log ({}) ---\n{}", self.log.display(), &log[start..])

@@ -1,0 +1,79 @@
+//! Parley's integration tests: real servers on real sockets, one module per behaviour. The
+//! module's name says what it proves; most scenarios run once per backend (`name::sqlite`,
+//! `name::postgres`).
+//!
+//! One test binary, not one per file: one link instead of many, and one process that can say at
+//! the end which suites it could not run (`common::skips`). Nothing here sets environment
+//! variables, and the tests that count exactly (metrics, memory) measure a server process of
+//! their own, so sharing the process costs no test its isolation.
+//!
+//! Accounts and access
+//! - `accounts`: registration, usernames, passwords, login and its throttle.
+//! - `tokens`: bearer tokens on REST and the WebSocket, expiry, identity-system tokens.
+//! - `authorization`: who may touch a conversation, and the admin role.
+//! - `origins`: which web pages may use the server (Origin, CORS).
+//! - `startup`: what the server refuses to start with.
+//!
+//! Conversations and messages
+//! - `conversations`: creating and reading conversations; `conversation_list`: listing them.
+//! - `membership`: adding, removing and leaving members of a group.
+//! - `messages`: sending over REST and WebSocket, history, the shape of a message.
+//! - `read_and_unread`: read markers and unread counts.
+//! - `ordering`: concurrent senders get gapless seqs, sends share commits.
+//! - `reconnect`: sync after a reconnect, idempotent resends.
+//!
+//! The live connection
+//! - `frames`: what the WebSocket does with bad, oversized, broken and flooding frames.
+//! - `limits`: body, request, query and rate limits.
+//! - `join_and_leave`, `typing`, `presence`, `sessions`: the live events.
+//! - `slow_consumers`: a client that stops reading is cut off, its memory released.
+//! - `conversation_actors`: inspection, supervision and retirement of the actors.
+//! - `load_shedding`: sends that would wait too long are refused, never half-done.
+//!
+//! Operations
+//! - `graceful_stop`: a stop answers what is in flight, then closes with 1012.
+//! - `crash_and_outage`: SIGKILL and a database outage lose nothing acknowledged.
+//! - `metrics`, `logs`: what operators see, and what they must never see.
+//! - `random_input`: random REST bodies, queries and frames get clear answers.
+//! - `web_client`: the bundled web client, served, and driven in a real browser.
+//! - `bench`: `parley-bench`'s own accounting.
+//! - `cluster`: several nodes on one PostgreSQL and one Redis.
+//!
+//! The code itself
+//! - `layers`: the crate's modules depend one way (docs/ARCHITECTURE.md, "Layers").
+//!
+//! The decoder's property-based fuzz is a unit test of `src/protocol.rs` (`tests/fuzz/`).
+
+#[macro_use]
+mod common;
+
+mod accounts;
+mod authorization;
+mod bench;
+mod cluster;
+mod conversation_actors;
+mod conversation_list;
+mod conversations;
+mod crash_and_outage;
+mod frames;
+mod graceful_stop;
+mod join_and_leave;
+mod layers;
+mod limits;
+mod load_shedding;
+mod logs;
+mod membership;
+mod messages;
+mod metrics;
+mod ordering;
+mod origins;
+mod presence;
+mod random_input;
+mod read_and_unread;
+mod reconnect;
+mod sessions;
+mod slow_consumers;
+mod startup;
+mod tokens;
+mod typing;
+mod web_client;
