@@ -29,7 +29,7 @@ use crate::protocol::{
 };
 use crate::rate_limit::TokenBucket;
 use crate::rules;
-use crate::types::{ConversationId, SessionId, UserId};
+use crate::types::{ConversationId, Seq, SessionId, UserId};
 
 /// How long a stopping session waits for the client to fall silent before it closes.
 const DRAIN_QUIET: Duration = Duration::from_millis(100);
@@ -198,8 +198,8 @@ impl WsSession {
                 self.respond(reference, async move { stop.await.map(|()| Empty {}) }, ctx);
             }
             ClientCommand::ReadMark(data) => {
-                let mark =
-                    self.call_conversation(data.conversation_id, MarkRead { user, seq: data.seq, unread: false });
+                let mark = self
+                    .call_conversation(data.conversation_id, MarkRead { user, seq: data.seq.map(Seq), unread: false });
                 self.respond(reference, mark, ctx);
             }
             ClientCommand::Sync(data) => self.respond(reference, sync(app, user, data), ctx),
@@ -273,13 +273,14 @@ async fn sync(app: web::Data<AppState>, user: UserId, data: SyncData) -> Result<
     let limit = app.limits.page(data.limit)?;
     let mut conversations = Vec::with_capacity(data.conversations.len());
     for cursor in data.conversations {
-        if cursor.after_seq < 0 {
+        let after = Seq(cursor.after_seq);
+        if after < Seq::ZERO {
             return Err(Error::bad_request("after_seq must be 0 or more"));
         }
         if !app.store.is_member(cursor.conversation_id, user).await? {
             continue;
         }
-        let page = app.store.history(cursor.conversation_id, None, Some(cursor.after_seq), limit).await?;
+        let page = app.store.history(cursor.conversation_id, None, Some(after), limit).await?;
         conversations.push(SyncedConversation {
             conversation_id: cursor.conversation_id,
             messages: page.messages,
