@@ -10,7 +10,8 @@
 //!
 //! - [`config`]: every setting, from flags and `PARLEY_*` variables.
 //! - [`error`]: the one error type, and how it maps to HTTP statuses and protocol codes.
-//! - [`types`]: typed ids and timestamps, usable as diesel types on both backends.
+//! - [`types`]: typed ids, `Seq` positions and timestamps (diesel types on both backends), and
+//!   the `Unread` counts.
 //! - [`metrics`]: the names of the Prometheus metrics, and the exporter behind `/metrics`.
 //! - [`protocol`]: the wire objects, client commands, server events and frames.
 //! - [`store`]: the database behind a small async API; migrations per backend; the group

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{Error, ErrorBody};
-use crate::types::{ConversationId, MessageId, SessionId, Timestamp, UserId};
+use crate::types::{ConversationId, MessageId, Seq, SessionId, Timestamp, Unread, UserId};
 
 /// Protocol version, as `/api/info` reports it.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -38,7 +38,7 @@ pub struct Conversation {
     pub kind: ConversationKind,
     pub title: Option<String>,
     pub members: Vec<Member>,
-    pub last_seq: i64,
+    pub last_seq: Seq,
     pub last_message: Option<Message>,
     pub unread_count: i64,
     pub created_at: Timestamp,
@@ -51,7 +51,7 @@ pub struct Member {
     pub username: String,
     pub display_name: String,
     pub role: Role,
-    pub last_read_seq: i64,
+    pub last_read_seq: Seq,
 }
 
 /// Loaded straight from its row (`Queryable` reads the columns by position; the selection, in
@@ -60,7 +60,7 @@ pub struct Member {
 pub struct Message {
     pub id: MessageId,
     pub conversation_id: ConversationId,
-    pub seq: i64,
+    pub seq: Seq,
     pub sender_id: UserId,
     pub kind: MessageKind,
     pub body: String,
@@ -135,7 +135,7 @@ pub struct Presence {
 /// `{last_read_seq, unread_count, total_unread}`: the answer to `read:mark` and its REST twins.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReadState {
-    pub last_read_seq: i64,
+    pub last_read_seq: Seq,
     pub unread_count: i64,
     pub total_unread: i64,
 }
@@ -229,7 +229,7 @@ pub struct ConversationRef {
 #[serde(deny_unknown_fields)]
 pub struct ReadMarkData {
     pub conversation_id: ConversationId,
-    pub seq: Option<i64>,
+    pub seq: Option<Seq>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -242,7 +242,7 @@ pub struct SyncData {
 #[derive(Debug, Clone)]
 pub struct SyncCursor {
     pub conversation_id: ConversationId,
-    pub after_seq: i64,
+    pub after_seq: Seq,
 }
 
 impl<'de> Deserialize<'de> for SyncCursor {
@@ -252,7 +252,7 @@ impl<'de> Deserialize<'de> for SyncCursor {
         #[serde(deny_unknown_fields)]
         struct Fields {
             conversation_id: ConversationId,
-            after_seq: i64,
+            after_seq: Seq,
         }
         let object = serde_json::Map::deserialize(deserializer)?;
         let Fields { conversation_id, after_seq } =
@@ -350,7 +350,7 @@ pub enum Event<'a> {
     #[serde(rename = "typing:updated")]
     TypingUpdated { conversation_id: ConversationId, user_id: UserId, typing: bool },
     #[serde(rename = "read:updated")]
-    ReadUpdated { conversation_id: ConversationId, user_id: UserId, last_read_seq: i64 },
+    ReadUpdated { conversation_id: ConversationId, user_id: UserId, last_read_seq: Seq },
     #[serde(rename = "unread:updated")]
     UnreadUpdated { conversation_id: ConversationId, unread_count: i64, total_unread: i64 },
     #[serde(rename = "presence:updated")]
@@ -366,6 +366,11 @@ pub type Frame = ByteString;
 impl Event<'_> {
     pub fn encode(&self) -> Frame {
         encode(self)
+    }
+
+    /// `unread:updated` of `conversation_id`, with the member's `unread`.
+    pub fn unread_updated(conversation_id: ConversationId, unread: Unread) -> Self {
+        Event::UnreadUpdated { conversation_id, unread_count: unread.count, total_unread: unread.total }
     }
 }
 

@@ -1,19 +1,23 @@
-//! Ids and timestamps: the value types every layer shares.
+//! Ids, positions, counts and timestamps: the value types every layer shares.
 //!
 //! Each id is a newtype over a UUID so that a user id can never be passed where a conversation id
-//! is wanted. Each type here is also a diesel type that works on both backends (diesel's
-//! own `uuid` support is PostgreSQL-only, so each concept has its SQL type here):
-//! a native `uuid` / `timestamptz` on PostgreSQL, a 16-byte BLOB / an integer of microseconds on
-//! SQLite (integers sort correctly and compare equal after a round trip).
+//! is wanted; for the same reason a position in a conversation is a [`Seq`], not a bare `i64`
+//! beside counts and limits, and a member's two unread counts travel as one [`Unread`]. Each
+//! stored type here is also a diesel type that works on both backends (diesel's own `uuid`
+//! support is PostgreSQL-only, so each concept has its SQL type here): a native `uuid` /
+//! `timestamptz` on PostgreSQL, a 16-byte BLOB / an integer of microseconds on SQLite (integers
+//! sort correctly and compare equal after a round trip). A `Seq` is a `BIGINT` on both.
 
 use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use diesel::backend::Backend;
 use diesel::deserialize::FromSqlRow;
 use diesel::deserialize::{self, FromSql};
 use diesel::expression::AsExpression;
 use diesel::pg::{Pg, PgValue};
 use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types::BigInt;
 use diesel::sqlite::{Sqlite, SqliteValue};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
@@ -131,6 +135,72 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// A message's position in its conversation: 1 for the first message, one more for each next
+/// one, assigned by the database in the committing transaction. Read markers are positions
+/// too: a member has read everything up to and including theirs.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, AsExpression, FromSqlRow,
+)]
+#[serde(transparent)]
+#[diesel(sql_type = BigInt)]
+pub struct Seq(pub i64);
+
+impl Seq {
+    /// Before the first message: an empty conversation's last `seq`, a marker with nothing read.
+    pub const ZERO: Seq = Seq(0);
+
+    /// The position after this one.
+    pub fn next(self) -> Seq {
+        Seq(self.0 + 1)
+    }
+
+    /// The position before this one (never below [`Seq::ZERO`]).
+    pub fn prev(self) -> Seq {
+        Seq((self.0 - 1).max(0))
+    }
+
+    /// How many positions follow `earlier` up to this one (none if `earlier` is not before it):
+    /// with the last `seq` and a read marker, the unread count.
+    pub fn since(self, earlier: Seq) -> i64 {
+        (self.0 - earlier.0).max(0)
+    }
+}
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<DB: Backend> ToSql<BigInt, DB> for Seq
+where
+    i64: ToSql<BigInt, DB>,
+{
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+        self.0.to_sql(out)
+    }
+}
+
+impl<DB: Backend> FromSql<BigInt, DB> for Seq
+where
+    i64: FromSql<BigInt, DB>,
+{
+    fn from_sql(value: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        i64::from_sql(value).map(Seq)
+    }
+}
+
+/// A member's unread messages: in one conversation, and over all their conversations. The two
+/// travel together and by name, so that they cannot be swapped; the wire spells them
+/// `unread_count` and `total_unread`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unread {
+    /// In the one conversation.
+    pub count: i64,
+    /// Over all the member's conversations, that one included.
+    pub total: i64,
+}
+
 /// A point in time, kept to the microsecond (what both databases store) and written on the wire
 /// as RFC 3339 UTC with milliseconds (PROTOCOL.md, conventions).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, AsExpression, FromSqlRow)]
@@ -187,5 +257,28 @@ impl ToSql<sql::TimePoint, Sqlite> for Timestamp {
 impl FromSql<sql::TimePoint, Sqlite> for Timestamp {
     fn from_sql(value: SqliteValue<'_, '_, '_>) -> deserialize::Result<Self> {
         <i64 as FromSql<diesel::sql_types::BigInt, Sqlite>>::from_sql(value).map(Timestamp::from_micros)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seq_is_a_bare_number_on_the_wire() {
+        assert_eq!(serde_json::to_string(&Seq(42)).unwrap(), "42");
+        assert_eq!(serde_json::from_str::<Seq>("7").unwrap(), Seq(7));
+        assert!(serde_json::from_str::<Seq>("\"7\"").is_err());
+        assert_eq!(Seq(42).to_string(), "42");
+    }
+
+    #[test]
+    fn positions_step_by_one_and_count_what_follows_a_marker() {
+        assert_eq!(Seq::ZERO.next(), Seq(1));
+        assert_eq!(Seq(5).prev(), Seq(4));
+        assert_eq!(Seq(1).prev(), Seq::ZERO);
+        assert_eq!(Seq::ZERO.prev(), Seq::ZERO, "nothing comes before the start");
+        assert_eq!(Seq(10).since(Seq(4)), 6);
+        assert_eq!(Seq(4).since(Seq(10)), 0, "a marker past the end leaves nothing unread");
     }
 }

@@ -1,5 +1,5 @@
 //! WsSession: one actor per WebSocket. It keeps the heartbeat and the token's expiry, parses
-//! frames into commands, and handles every command in one `match` ([`WsSession::command`]):
+//! frames into commands, and handles every command in one `match` (`WsSession::command`):
 //! writes go to the conversation's actor, reads (join, sync) to the Store, `presence:query` to
 //! Presence. It writes replies and events through its outgoing queue ([`super::outgoing`]). The
 //! token was checked at the upgrade; nothing here checks it again.
@@ -29,7 +29,7 @@ use crate::protocol::{
 use crate::rate_limit::{RateLimiter, TokenBucket};
 use crate::rules;
 use crate::store::Store;
-use crate::types::{ConversationId, SessionId, UserId};
+use crate::types::{ConversationId, Seq, SessionId, UserId};
 
 /// What every session needs, shared by all of them (one allocation per server, not one per
 /// socket).
@@ -284,13 +284,14 @@ async fn sync(deps: web::Data<SessionDeps>, user: UserId, data: SyncData) -> Res
     let limit = rules::messages_page(&deps.limits, data.limit)?;
     let mut conversations = Vec::with_capacity(data.conversations.len());
     for cursor in data.conversations {
-        if cursor.after_seq < 0 {
+        let after = cursor.after_seq;
+        if after < Seq::ZERO {
             return Err(Error::bad_request("after_seq must be 0 or more"));
         }
         if !deps.store.is_member(cursor.conversation_id, user).await? {
             continue;
         }
-        let page = deps.store.history(cursor.conversation_id, None, Some(cursor.after_seq), limit).await?;
+        let page = deps.store.history(cursor.conversation_id, None, Some(after), limit).await?;
         conversations.push(SyncedConversation {
             conversation_id: cursor.conversation_id,
             messages: page.messages,

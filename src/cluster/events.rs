@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::protocol::Frame;
-use crate::types::{ConversationId, Timestamp, UserId};
+use crate::types::{ConversationId, Seq, Timestamp, UserId};
 
 /// What happened: the JSON header of an envelope, and how a receiving node routes the event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -19,7 +19,7 @@ pub enum EventKind {
     /// A message committed; the frame is its `message:new`.
     Message {
         conversation: ConversationId,
-        seq: i64,
+        seq: Seq,
         sender: UserId,
         change: Option<Change>,
     },
@@ -32,7 +32,7 @@ pub enum EventKind {
     Read {
         conversation: ConversationId,
         user: UserId,
-        seq: i64,
+        seq: Seq,
         unread_count: i64,
         total_unread: i64,
     },
@@ -117,7 +117,7 @@ mod tests {
         let event = ClusterEvent::with_frame(
             EventKind::Message {
                 conversation: ConversationId(Uuid::new_v4()),
-                seq: 7,
+                seq: Seq(7),
                 sender: UserId(Uuid::new_v4()),
                 change: None,
             },
@@ -126,7 +126,7 @@ mod tests {
         let bytes = event.encode(other);
         assert!(ClusterEvent::decode(&bytes, other).unwrap().is_none());
         let decoded = ClusterEvent::decode(&bytes, me).unwrap().unwrap();
-        assert!(matches!(decoded.kind, EventKind::Message { seq: 7, .. }));
+        assert!(matches!(decoded.kind, EventKind::Message { seq: Seq(7), .. }));
         assert_eq!(decoded.frame, event.frame);
         assert!(ClusterEvent::decode(b"short", me).is_err());
     }

@@ -10,12 +10,12 @@ use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
 use crate::rules;
-use crate::types::ConversationId;
+use crate::types::{ConversationId, Seq};
 
 #[derive(Deserialize)]
 pub struct HistoryQuery {
-    before_seq: Option<i64>,
-    after_seq: Option<i64>,
+    before_seq: Option<Seq>,
+    after_seq: Option<Seq>,
     limit: Option<i64>,
 }
 
@@ -29,7 +29,7 @@ pub struct SendBody {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SeqBody {
-    seq: Option<i64>,
+    seq: Option<Seq>,
 }
 
 /// GET /api/conversations/{id}/messages?before_seq=&after_seq=&limit= → {messages, has_more}

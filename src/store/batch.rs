@@ -28,7 +28,7 @@ use super::schema::{conversations, members, messages};
 use super::{Appended, NewMessage, Store, with_conn};
 use crate::error::{Error, Result};
 use crate::protocol::Message;
-use crate::types::{ConversationId, MessageId, Timestamp, UserId, sql};
+use crate::types::{ConversationId, MessageId, Seq, Timestamp, UserId, sql};
 
 impl Store {
     /// Appends `batch` (messages without membership changes, of any conversations, each
@@ -70,25 +70,20 @@ impl Store {
     }
 
     /// The writes of [`Store::append_batch`], all or nothing; answers the `seq` of each message.
-    async fn commit_batch(&self, batch: &[NewMessage], ids: &[MessageId], now: Timestamp) -> Result<Vec<i64>> {
+    async fn commit_batch(&self, batch: &[NewMessage], ids: &[MessageId], now: Timestamp) -> Result<Vec<Seq>> {
         Ok(with_conn!(self, |conn| conn.append_rows(batch, ids, now).await)?)
     }
 }
 
-/// The `seq` of each message: each conversation's counter moved from `last - count` to `last`,
-/// and its messages take the numbers in between in batch order.
-fn number(
-    batch: &[NewMessage],
-    counts: &BTreeMap<ConversationId, i64>,
-    last: &HashMap<ConversationId, i64>,
-) -> Vec<i64> {
-    let mut next: HashMap<ConversationId, i64> = counts.iter().map(|(id, count)| (*id, last[id] - count + 1)).collect();
+/// The `seq` of each message: each conversation's counter moved from `before` by its number of
+/// messages, and its messages take the numbers after `before` in batch order.
+fn number(batch: &[NewMessage], mut before: HashMap<ConversationId, Seq>) -> Vec<Seq> {
     batch
         .iter()
         .map(|m| {
-            let seq = next.get_mut(&m.conversation_id).expect("every conversation was counted");
-            *seq += 1;
-            *seq - 1
+            let seq = before.get_mut(&m.conversation_id).expect("every conversation was counted");
+            *seq = seq.next();
+            *seq
         })
         .collect()
 }
@@ -96,11 +91,11 @@ fn number(
 /// The writes of a batch, by backend.
 trait BatchSql {
     /// Stores `batch` (with these ids) and answers the `seq` of each message, or fails whole.
-    async fn append_rows(&mut self, batch: &[NewMessage], ids: &[MessageId], now: Timestamp) -> QueryResult<Vec<i64>>;
+    async fn append_rows(&mut self, batch: &[NewMessage], ids: &[MessageId], now: Timestamp) -> QueryResult<Vec<Seq>>;
 }
 
 impl BatchSql for AsyncPgConnection {
-    async fn append_rows(&mut self, batch: &[NewMessage], ids: &[MessageId], now: Timestamp) -> QueryResult<Vec<i64>> {
+    async fn append_rows(&mut self, batch: &[NewMessage], ids: &[MessageId], now: Timestamp) -> QueryResult<Vec<Seq>> {
         // `locked` emits its rows in id order and locks each as it goes, and the counters can be
         // updated only once `locked` has reached them: concurrent batches (from any node) take
         // their locks in the same order, so they cannot deadlock. Messages are numbered in batch
@@ -141,7 +136,7 @@ impl BatchSql for AsyncPgConnection {
         .bind::<BigInt, _>(senders(batch)))
         .load(self)
         .await?;
-        let seqs: HashMap<MessageId, i64> = rows.into_iter().map(|r| (r.id, r.seq)).collect();
+        let seqs: HashMap<MessageId, Seq> = rows.into_iter().map(|r| (r.id, r.seq)).collect();
         // A message of a conversation that is gone has no counter and was not stored: the batch
         // fails (nothing of it is committed) and is retried one by one. So does a batch with a
         // sender who is no longer a member (removed on another node a moment ago): the statement
@@ -162,7 +157,7 @@ struct Numbered {
     #[diesel(sql_type = sql::Uuid)]
     id: MessageId,
     #[diesel(sql_type = BigInt)]
-    seq: i64,
+    seq: Seq,
 }
 
 /// A `sql_query` that diesel prepares once per connection and reuses. Diesel never caches a
@@ -196,26 +191,26 @@ impl<Tag, Q> Query for Prepared<Tag, Q> {
 enum AppendRows {}
 
 impl BatchSql for SyncConnectionWrapper<SqliteConnection> {
-    async fn append_rows(&mut self, batch: &[NewMessage], ids: &[MessageId], now: Timestamp) -> QueryResult<Vec<i64>> {
+    async fn append_rows(&mut self, batch: &[NewMessage], ids: &[MessageId], now: Timestamp) -> QueryResult<Vec<Seq>> {
         let mut counts: BTreeMap<ConversationId, i64> = BTreeMap::new();
         for message in batch {
             *counts.entry(message.conversation_id).or_default() += 1;
         }
         self.transaction(async |conn| {
-            let mut last = HashMap::with_capacity(counts.len());
+            let mut before = HashMap::with_capacity(counts.len());
             for (id, step) in &counts {
-                let seq: i64 = diesel::update(conversations::table.find(id))
+                let old: Seq = diesel::update(conversations::table.find(id))
                     .set((
                         conversations::last_seq.eq(conversations::last_seq + step),
                         conversations::updated_at.eq(now),
                     ))
-                    .returning(conversations::last_seq)
+                    .returning(conversations::last_seq - step)
                     .get_result(conn)
                     .await?;
-                last.insert(*id, seq);
+                before.insert(*id, old);
             }
-            let seqs = number(batch, &counts, &last);
-            let mut markers: BTreeMap<(ConversationId, UserId), i64> = BTreeMap::new();
+            let seqs = number(batch, before);
+            let mut markers: BTreeMap<(ConversationId, UserId), Seq> = BTreeMap::new();
             for ((m, id), seq) in batch.iter().zip(ids).zip(&seqs) {
                 diesel::insert_into(messages::table).values(m.row(*id, *seq, now)).execute(conn).await?;
                 markers.insert((m.conversation_id, m.sender), *seq);

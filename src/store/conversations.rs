@@ -11,7 +11,7 @@ use super::schema::{conversations, members, messages, users};
 use super::{Store, with_conn};
 use crate::error::{Error, Result};
 use crate::protocol::{Conversation, ConversationKind, Member, Message, Role};
-use crate::types::{ConversationId, Timestamp, UserId};
+use crate::types::{ConversationId, Seq, Timestamp, UserId};
 
 /// One page of a user's conversation list, newest activity first.
 pub struct ConversationPage {
@@ -155,7 +155,7 @@ impl Store {
                     members::conversation_id,
                     (members::user_id, users::username, users::display_name, members::role, members::last_read_seq),
                 ))
-                .load::<(ConversationId, (UserId, String, String, Role, i64))>(conn)
+                .load::<(ConversationId, (UserId, String, String, Role, Seq))>(conn)
                 .await?
                 .into_iter()
                 .map(|(conversation, (user_id, username, display_name, role, last_read_seq))| {
@@ -256,7 +256,7 @@ impl Store {
     }
 
     /// Sets a member's read marker (forwards or backwards: the caller decides which is allowed).
-    pub async fn set_read_marker(&self, id: ConversationId, user: UserId, seq: i64) -> Result<()> {
+    pub async fn set_read_marker(&self, id: ConversationId, user: UserId, seq: Seq) -> Result<()> {
         with_conn!(self, |conn| {
             diesel::update(members::table.find((id, user))).set(members::last_read_seq.eq(seq)).execute(conn).await?;
             Ok(())
@@ -273,7 +273,7 @@ fn assemble(row: ConversationRow, members: Vec<Member>, last_message: Option<Mes
         members,
         last_seq: row.last_seq,
         last_message,
-        unread_count: (row.last_seq - read).max(0),
+        unread_count: row.last_seq.since(read),
         created_at: row.created_at,
         updated_at: row.updated_at,
     }

@@ -8,7 +8,7 @@ use super::schema::{conversations, members, messages};
 use super::{Store, is_unique_violation, with_conn};
 use crate::error::{Error, Result};
 use crate::protocol::{Message, MessageKind, Role};
-use crate::types::{ConversationId, MessageId, Timestamp, UserId};
+use crate::types::{ConversationId, MessageId, Seq, Timestamp, UserId};
 
 /// A message to append, and the membership change it announces, if any.
 #[derive(Debug, Clone)]
@@ -23,12 +23,12 @@ pub struct NewMessage {
 
 impl NewMessage {
     /// Its row, as message `seq` (the schema links each message to its predecessor).
-    pub(super) fn row(&self, id: MessageId, seq: i64, now: Timestamp) -> MessageInsert<'_> {
+    pub(super) fn row(&self, id: MessageId, seq: Seq, now: Timestamp) -> MessageInsert<'_> {
         MessageInsert {
             id,
             conversation_id: self.conversation_id,
             seq,
-            prev_seq: (seq > 1).then(|| seq - 1),
+            prev_seq: Some(seq.prev()).filter(|prev| *prev > Seq::ZERO),
             sender_id: self.sender,
             kind: self.kind,
             body: &self.body,
@@ -77,7 +77,7 @@ impl Store {
         let result = with_conn!(self, |conn| {
             conn.transaction::<_, diesel::result::Error, _>(async |conn| {
                 // The write comes first, so that SQLite takes its write lock before any read.
-                let seq: i64 = diesel::update(conversations::table.find(new.conversation_id))
+                let seq: Seq = diesel::update(conversations::table.find(new.conversation_id))
                     .set((conversations::last_seq.eq(conversations::last_seq + 1), conversations::updated_at.eq(now)))
                     .returning(conversations::last_seq)
                     .get_result(conn)
@@ -90,7 +90,7 @@ impl Store {
                             conversation_id: new.conversation_id,
                             user_id,
                             role: Role::Member,
-                            last_read_seq: seq - 1,
+                            last_read_seq: seq.prev(),
                             joined_at: now,
                         };
                         diesel::insert_into(members::table).values(&row).execute(conn).await?;
@@ -182,8 +182,8 @@ impl Store {
     pub async fn history(
         &self,
         id: ConversationId,
-        before_seq: Option<i64>,
-        after_seq: Option<i64>,
+        before_seq: Option<Seq>,
+        after_seq: Option<Seq>,
         limit: i64,
     ) -> Result<HistoryPage> {
         let mut page: Vec<Message> = with_conn!(self, |conn| {

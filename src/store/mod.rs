@@ -1,6 +1,6 @@
 //! The database behind a small async API: users, conversations and their members, messages and
 //! read markers. Two backends through diesel-async and deadpool: SQLite (the embedded default,
-//! through `SyncConnectionWrapper`) and PostgreSQL. Queries are written once; [`with_conn!`] runs
+//! through `SyncConnectionWrapper`) and PostgreSQL. Queries are written once; `with_conn!` runs
 //! the same body against whichever backend the store holds, and code forks only where the SQL
 //! really differs (diesel-async has no `MultiConnection`, and functions generic over the
 //! connection need a `LoadQuery` bound per statement in every caller: the macro is shorter).

@@ -5,7 +5,7 @@ use diesel::{Insertable, Queryable, Selectable};
 
 use super::schema::{conversations, members, messages, users};
 use crate::protocol::{ConversationKind, Message, MessageKind, Role, User};
-use crate::types::{ConversationId, MessageId, Timestamp, UserId};
+use crate::types::{ConversationId, MessageId, Seq, Timestamp, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
@@ -38,7 +38,7 @@ pub struct ConversationRow {
     pub kind: ConversationKind,
     pub title: Option<String>,
     pub direct_key: Option<String>,
-    pub last_seq: i64,
+    pub last_seq: Seq,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -52,7 +52,7 @@ impl ConversationRow {
             kind,
             title,
             direct_key,
-            last_seq: 0,
+            last_seq: Seq::ZERO,
             created_at: now,
             updated_at: now,
         }
@@ -65,7 +65,7 @@ pub struct MemberRow {
     pub conversation_id: ConversationId,
     pub user_id: UserId,
     pub role: Role,
-    pub last_read_seq: i64,
+    pub last_read_seq: Seq,
     pub joined_at: Timestamp,
 }
 
@@ -76,7 +76,7 @@ impl MemberRow {
             conversation_id: conversation.id,
             user_id,
             role,
-            last_read_seq: 0,
+            last_read_seq: Seq::ZERO,
             joined_at: conversation.created_at,
         }
     }
@@ -87,8 +87,8 @@ impl MemberRow {
 pub struct MessageInsert<'a> {
     pub id: MessageId,
     pub conversation_id: ConversationId,
-    pub seq: i64,
-    pub prev_seq: Option<i64>,
+    pub seq: Seq,
+    pub prev_seq: Option<Seq>,
     pub sender_id: UserId,
     pub kind: MessageKind,
     pub body: &'a str,

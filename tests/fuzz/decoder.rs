@@ -192,7 +192,7 @@ impl Valid {
             | (Valid::TypingStart(c), ClientCommand::TypingStart(d))
             | (Valid::TypingStop(c), ClientCommand::TypingStop(d)) => d.conversation_id.0 == *c,
             (Valid::Read { conversation, seq }, ClientCommand::ReadMark(d)) => {
-                d.conversation_id.0 == *conversation && d.seq == *seq
+                d.conversation_id.0 == *conversation && d.seq.map(|s| s.0) == *seq
             }
             (Valid::Sync { cursors, limit }, ClientCommand::Sync(d)) => {
                 d.limit == *limit
@@ -200,7 +200,7 @@ impl Valid {
                     && d.conversations
                         .iter()
                         .zip(cursors)
-                        .all(|(got, (c, after))| got.conversation_id.0 == *c && got.after_seq == *after)
+                        .all(|(got, (c, after))| got.conversation_id.0 == *c && got.after_seq.0 == *after)
             }
             (Valid::Presence(users), ClientCommand::PresenceQuery(d)) => {
                 d.user_ids.iter().map(|u| u.0).eq(users.iter().copied())

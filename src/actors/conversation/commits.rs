@@ -14,14 +14,14 @@ use tokio::sync::oneshot;
 use super::live::Membership;
 use super::order::{GapCheck, GapDue, Released, Step};
 use super::queue::{InFlight, Started};
-use super::unread::{Flush, total_unread};
+use super::unread::{Flush, with_total};
 use super::{ConversationActor, State};
 use crate::actors::presence::{DeliverTo, Unwatch, Watch};
 use crate::cluster::{Change, ClusterEvent, EventKind};
 use crate::error::{Error, Result};
 use crate::protocol::{self, Event, Frame, MessageKind, ReadState};
 use crate::store::{Appended, MembershipChange, NewMessage};
-use crate::types::UserId;
+use crate::types::{Seq, Unread, UserId};
 
 impl ConversationActor {
     /// Starts the next queued write unless one is in flight.
@@ -114,7 +114,7 @@ impl ConversationActor {
         }));
     }
 
-    fn commit_marker(&mut self, user: UserId, seq: i64, moved: bool, ctx: &mut Context<Self>) {
+    fn commit_marker(&mut self, user: UserId, seq: Seq, moved: bool, ctx: &mut Context<Self>) {
         let (store, id) = (self.deps.store.clone(), self.id);
         let commit = async move {
             if moved {
@@ -170,7 +170,7 @@ impl ConversationActor {
     /// message is delivered in order (a leaver leaves after it); then `then`.
     pub(super) fn apply_commit(
         &mut self,
-        seq: i64,
+        seq: Seq,
         sender: UserId,
         membership: Option<Membership>,
         frame: Frame,
@@ -202,7 +202,7 @@ impl ConversationActor {
     fn admit(
         &mut self,
         user: UserId,
-        seq: i64,
+        seq: Seq,
         frame: Frame,
         ctx: &mut Context<Self>,
         then: impl FnOnce(&mut Self) + 'static,
@@ -247,24 +247,25 @@ impl ConversationActor {
 
     /// After a read marker committed: `unread:updated` to the reader, `read:updated` (the read
     /// receipt) to every member; nothing to announce when it did not move.
-    fn marker_committed(&mut self, user: UserId, seq: i64, moved: bool, total_unread: i64) -> Result<ReadState> {
+    fn marker_committed(&mut self, user: UserId, seq: Seq, moved: bool, total: i64) -> Result<ReadState> {
         let id = self.id;
-        let unread_count = self.live()?.set_marker(user, seq)?;
-        let state = ReadState { last_read_seq: seq, unread_count, total_unread };
+        let unread = Unread { count: self.live()?.set_marker(user, seq)?, total };
+        let state = ReadState { last_read_seq: seq, unread_count: unread.count, total_unread: unread.total };
         if moved {
-            let kind = EventKind::Read { conversation: id, user, seq, unread_count, total_unread };
+            let kind =
+                EventKind::Read { conversation: id, user, seq, unread_count: unread.count, total_unread: unread.total };
             self.deps.broker.publish(ClusterEvent::new(kind));
-            self.read_moved(user, seq, unread_count, total_unread);
+            self.read_moved(user, seq, unread);
         }
         Ok(state)
     }
 
     /// `unread:updated` to the reader's sessions here, `read:updated` to every member's.
-    pub(super) fn read_moved(&mut self, user: UserId, seq: i64, unread_count: i64, total_unread: i64) {
+    pub(super) fn read_moved(&mut self, user: UserId, seq: Seq, unread: Unread) {
         let id = self.id;
         let State::Live(live) = &mut self.state else { return };
         let Some(sessions) = live.marker_moved(user, seq) else { return };
-        let unread = Event::UnreadUpdated { conversation_id: id, unread_count, total_unread }.encode();
+        let unread = Event::unread_updated(id, unread).encode();
         for session in sessions {
             session.deliver(&unread);
         }
@@ -297,10 +298,9 @@ impl ConversationActor {
             match totals {
                 Ok(totals) => {
                     if let State::Live(live) = &act.state {
-                        for (user, unread_count) in counts {
-                            let total_unread = total_unread(totals.get(&user).copied(), unread_count);
-                            let frame =
-                                Event::UnreadUpdated { conversation_id: id, unread_count, total_unread }.encode();
+                        for (user, count) in counts {
+                            let unread = with_total(count, totals.get(&user).copied());
+                            let frame = Event::unread_updated(id, unread).encode();
                             for session in live.sessions_of(user) {
                                 session.deliver(&frame);
                             }
@@ -315,7 +315,7 @@ impl ConversationActor {
 
     /// Delivers message `seq` (with everything it unblocks) to this node's sessions, or holds
     /// it until the messages before it are here.
-    fn deliver_in_order(&mut self, seq: i64, frame: Frame, ctx: &mut Context<Self>) {
+    fn deliver_in_order(&mut self, seq: Seq, frame: Frame, ctx: &mut Context<Self>) {
         if self.deps.gap_wait.is_none() {
             return self.run_steps(vec![Step::Deliver(frame)]);
         }
@@ -370,13 +370,17 @@ impl ConversationActor {
                         act.reload_members(ctx);
                     }
                     if page.messages.is_empty() {
-                        log::warn!("conversation {id}: seqs {} to {} are not in the database", after + 1, before - 1);
+                        log::warn!(
+                            "conversation {id}: seqs {} to {} are not in the database",
+                            after.next(),
+                            before.prev()
+                        );
                     }
                     let messages = page.messages.iter().map(|m| (m.seq, Event::MessageNew { message: m }.encode()));
                     act.order.filled(messages.collect(), before)
                 }
                 Err(err) => {
-                    log::warn!("conversation {id}: cannot fill seqs {} to {}: {err}", after + 1, before - 1);
+                    log::warn!("conversation {id}: cannot fill seqs {} to {}: {err}", after.next(), before.prev());
                     act.order.fill_failed(before)
                 }
             };

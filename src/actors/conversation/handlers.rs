@@ -13,7 +13,7 @@ use crate::actors::presence::MemberSessions;
 use crate::error::{Error, Result};
 use crate::protocol::{self, MessageKind, ReadState};
 use crate::store::{MembershipChange, NewMessage};
-use crate::types::{ConversationId, Timestamp, UserId};
+use crate::types::{ConversationId, Seq, Timestamp, UserId};
 
 /// A member sends a text message (WebSocket `message:send` or REST, the same path).
 #[derive(Message, Clone)]
@@ -46,7 +46,7 @@ pub struct RemoveMember {
 #[rtype(result = "Result<ReadState>")]
 pub struct MarkRead {
     pub user: UserId,
-    pub seq: Option<i64>,
+    pub seq: Option<Seq>,
     pub unread: bool,
 }
 

@@ -17,11 +17,11 @@ use crate::error::{Error, Result};
 use crate::protocol::{ConversationKind, Role};
 use crate::store::MembershipChange;
 use crate::store::models::MemberRow;
-use crate::types::{SessionId, UserId};
+use crate::types::{Seq, SessionId, UserId};
 
 pub(super) struct Live<S = SessionHandle> {
     pub(super) kind: ConversationKind,
-    pub(super) last_seq: i64,
+    pub(super) last_seq: Seq,
     members: HashMap<UserId, Member<S>>,
     /// Typists and when their typing ends by itself.
     typing: HashMap<UserId, Instant>,
@@ -29,7 +29,7 @@ pub(super) struct Live<S = SessionHandle> {
 
 pub(super) struct Member<S> {
     role: Role,
-    last_read_seq: i64,
+    last_read_seq: Seq,
     sessions: Vec<S>,
 }
 
@@ -63,7 +63,7 @@ pub(super) struct Committed {
 
 impl<S: Clone> Live<S> {
     /// A conversation as loaded, with no members yet (they come with [`Live::reload`]).
-    pub(super) fn new(kind: ConversationKind, last_seq: i64) -> Self {
+    pub(super) fn new(kind: ConversationKind, last_seq: Seq) -> Self {
         Live { kind, last_seq, members: HashMap::new(), typing: HashMap::new() }
     }
 
@@ -104,7 +104,7 @@ impl<S: Clone> Live<S> {
 
     /// Message `seq` of `sender` committed (here or on another node), with `change` if it
     /// announces one. The one place where a commit changes the live state.
-    pub(super) fn apply_committed(&mut self, seq: i64, sender: UserId, change: Option<Membership>) -> Committed {
+    pub(super) fn apply_committed(&mut self, seq: Seq, sender: UserId, change: Option<Membership>) -> Committed {
         self.last_seq = self.last_seq.max(seq);
         if let Some(member) = self.members.get_mut(&sender) {
             // Sending reads up to one's own message. `max`, not `= seq`: a marker never moves
@@ -129,8 +129,8 @@ impl<S: Clone> Live<S> {
     }
 
     /// `user` joined with message `seq`: everything before it counts as read for them.
-    pub(super) fn admit(&mut self, user: UserId, seq: i64, sessions: Vec<S>) {
-        self.members.insert(user, Member { role: Role::Member, last_read_seq: seq - 1, sessions });
+    pub(super) fn admit(&mut self, user: UserId, seq: Seq, sessions: Vec<S>) {
+        self.members.insert(user, Member { role: Role::Member, last_read_seq: seq.prev(), sessions });
     }
 
     /// `leave.user` left; `leave.new_owner` owns the group now.
@@ -176,14 +176,14 @@ impl<S: Clone> Live<S> {
 
     /// Where `read:mark` (or, with `unread`, `POST /unread`) puts `user`'s marker, and whether
     /// that moves it: forward to `seq` (default: the latest), or back to just before `seq`.
-    pub(super) fn marker_target(&self, user: UserId, seq: Option<i64>, unread: bool) -> Result<(i64, bool)> {
+    pub(super) fn marker_target(&self, user: UserId, seq: Option<Seq>, unread: bool) -> Result<(Seq, bool)> {
         let last_seq = self.last_seq;
-        let current = self.members.get(&user).map_or(0, |m| m.last_read_seq);
+        let current = self.members.get(&user).map_or(Seq::ZERO, |m| m.last_read_seq);
         let target = match (unread, seq) {
             (false, None) => last_seq,
             // Forward only: an older seq leaves the marker where it is.
-            (false, Some(seq)) if (0..=last_seq).contains(&seq) => seq.max(current),
-            (true, Some(seq)) if (1..=last_seq).contains(&seq) => seq - 1,
+            (false, Some(seq)) if (Seq::ZERO..=last_seq).contains(&seq) => seq.max(current),
+            (true, Some(seq)) if Seq::ZERO < seq && seq <= last_seq => seq.prev(),
             (true, None) => return Err(Error::bad_request("seq is required")),
             (_, Some(_)) => {
                 return Err(Error::bad_request(format!(
@@ -195,15 +195,15 @@ impl<S: Clone> Live<S> {
     }
 
     /// `user`'s marker committed at `seq` here (back too, for `unread`); their unread count.
-    pub(super) fn set_marker(&mut self, user: UserId, seq: i64) -> Result<i64> {
+    pub(super) fn set_marker(&mut self, user: UserId, seq: Seq) -> Result<i64> {
         let last_seq = self.last_seq;
         let member = self.members.get_mut(&user).ok_or_else(Error::no_conversation)?;
         member.last_read_seq = seq;
-        Ok((last_seq - seq).max(0))
+        Ok(last_seq.since(seq))
     }
 
     /// `user`'s marker moved to `seq` on another node: it follows, never back. Their sessions.
-    pub(super) fn marker_moved(&mut self, user: UserId, seq: i64) -> Option<&[S]> {
+    pub(super) fn marker_moved(&mut self, user: UserId, seq: Seq) -> Option<&[S]> {
         let member = self.members.get_mut(&user)?;
         member.last_read_seq = member.last_read_seq.max(seq);
         Some(&member.sessions)
@@ -213,7 +213,7 @@ impl<S: Clone> Live<S> {
     pub(super) fn unread_counts(&self, users: impl IntoIterator<Item = UserId>) -> Vec<(UserId, i64)> {
         users
             .into_iter()
-            .filter_map(|u| self.members.get(&u).map(|m| (u, (self.last_seq - m.last_read_seq).max(0))))
+            .filter_map(|u| self.members.get(&u).map(|m| (u, self.last_seq.since(m.last_read_seq))))
             .collect()
     }
 
@@ -302,7 +302,7 @@ mod tests {
             conversation_id: ConversationId(uuid::Uuid::nil()),
             user_id: user,
             role,
-            last_read_seq,
+            last_read_seq: Seq(last_read_seq),
             joined_at: Timestamp::now(),
         }
     }
@@ -310,7 +310,7 @@ mod tests {
     /// A group at seq 10: `owner` (read 10) and `other` (read 4, online with one session).
     fn group() -> (Live<()>, UserId, UserId) {
         let (owner, other) = (user(), user());
-        let mut live = Live::new(ConversationKind::Group, 10);
+        let mut live = Live::new(ConversationKind::Group, Seq(10));
         let online = HashMap::from([(other, vec![()])]);
         live.reload(vec![row(owner, Role::Owner, 10), row(other, Role::Member, 4)], online);
         (live, owner, other)
@@ -320,39 +320,39 @@ mod tests {
     fn a_commit_moves_the_senders_marker_forward_only_and_ends_their_typing() {
         let (mut live, owner, other) = group();
         live.start_typing(other, Instant::now());
-        let effects = live.apply_committed(11, other, None);
-        assert_eq!(live.last_seq, 11);
+        let effects = live.apply_committed(Seq(11), other, None);
+        assert_eq!(live.last_seq, Seq(11));
         assert!(effects.typing_ended);
         assert_eq!(live.unread_counts([other]), vec![(other, 0)]);
         // The owner reads to 20 (on another node, say); their own message 12 arrives after.
-        live.last_seq = 20;
-        live.set_marker(owner, 20).unwrap();
-        let effects = live.apply_committed(12, owner, None);
+        live.last_seq = Seq(20);
+        live.set_marker(owner, Seq(20)).unwrap();
+        let effects = live.apply_committed(Seq(12), owner, None);
         assert!(!effects.typing_ended);
         assert_eq!(live.unread_counts([owner]), vec![(owner, 0)], "the marker stays at 20");
-        assert_eq!(live.last_seq, 20, "last_seq never moves back either");
+        assert_eq!(live.last_seq, Seq(20), "last_seq never moves back either");
     }
 
     #[test]
     fn a_commit_names_the_online_recipients_whose_unread_count_changed() {
         let (mut live, owner, other) = group();
-        assert_eq!(live.apply_committed(11, owner, None).unread, vec![other]);
-        assert!(live.apply_committed(12, other, None).unread.is_empty(), "the owner has no session here");
+        assert_eq!(live.apply_committed(Seq(11), owner, None).unread, vec![other]);
+        assert!(live.apply_committed(Seq(12), other, None).unread.is_empty(), "the owner has no session here");
     }
 
     #[test]
     fn membership_changes_admit_newcomers_once_and_leave_after_delivery() {
         let (mut live, owner, other) = group();
         let newcomer = user();
-        let effects = live.apply_committed(11, owner, Some(Membership::Add(newcomer)));
+        let effects = live.apply_committed(Seq(11), owner, Some(Membership::Add(newcomer)));
         assert_eq!(effects.admit, Some(newcomer));
-        live.admit(newcomer, 11, Vec::new());
+        live.admit(newcomer, Seq(11), Vec::new());
         assert_eq!(live.unread_counts([newcomer]), vec![(newcomer, 1)], "the message that added them is unread");
         // The same change heard again (a reload came first): nothing to admit.
-        assert_eq!(live.apply_committed(11, owner, Some(Membership::Add(newcomer))).admit, None);
+        assert_eq!(live.apply_committed(Seq(11), owner, Some(Membership::Add(newcomer))).admit, None);
 
         let leave = Leave { user: owner, new_owner: Some(other) };
-        let effects = live.apply_committed(12, owner, Some(Membership::Remove(leave)));
+        let effects = live.apply_committed(Seq(12), owner, Some(Membership::Remove(leave)));
         assert_eq!(effects.leave, Some(leave));
         assert!(live.is_member(owner), "the leaver stays until the message is delivered");
         live.remove(leave);
@@ -376,13 +376,13 @@ mod tests {
     #[test]
     fn read_markers_go_forward_unless_marked_unread() {
         let (live, _, other) = group();
-        assert_eq!(live.marker_target(other, None, false).unwrap(), (10, true));
-        assert_eq!(live.marker_target(other, Some(2), false).unwrap(), (4, false), "forward only");
-        assert_eq!(live.marker_target(other, Some(7), false).unwrap(), (7, true));
-        assert_eq!(live.marker_target(other, Some(3), true).unwrap(), (2, true));
+        assert_eq!(live.marker_target(other, None, false).unwrap(), (Seq(10), true));
+        assert_eq!(live.marker_target(other, Some(Seq(2)), false).unwrap(), (Seq(4), false), "forward only");
+        assert_eq!(live.marker_target(other, Some(Seq(7)), false).unwrap(), (Seq(7), true));
+        assert_eq!(live.marker_target(other, Some(Seq(3)), true).unwrap(), (Seq(2), true));
         assert!(live.marker_target(other, None, true).is_err());
-        assert!(live.marker_target(other, Some(11), false).is_err());
-        assert!(live.marker_target(other, Some(0), true).is_err());
+        assert!(live.marker_target(other, Some(Seq(11)), false).is_err());
+        assert!(live.marker_target(other, Some(Seq(0)), true).is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 
 use super::live::Leave;
 use crate::protocol::Frame;
+use crate::types::Seq;
 
 /// Most messages held behind a gap before it is filled without waiting.
 const MAX_HELD: usize = 1024;
@@ -29,15 +30,15 @@ const FILL_PAGE: i64 = 500;
 #[derive(Default)]
 pub(super) struct Sequencer {
     /// `last_seq` when the actor loaded.
-    loaded: i64,
+    loaded: Seq,
     /// The next `seq` to deliver; set by the first message after the actor loaded.
-    next: Option<i64>,
+    next: Option<Seq>,
     /// The first `seq` delivered: everything from here to `next` was, nothing below.
-    first: i64,
-    held: BTreeMap<i64, Frame>,
+    first: Seq,
+    held: BTreeMap<Seq, Frame>,
     /// Members who left with a message still held: they go once it is delivered, so that their
     /// sessions see their leaving, and nothing after it.
-    leaves: BTreeMap<i64, Leave>,
+    leaves: BTreeMap<Seq, Leave>,
     /// A gap timer or fill is under way.
     filling: bool,
 }
@@ -73,22 +74,22 @@ pub(super) enum GapDue {
     Closed(Released),
     /// Read the messages after `after` and before `before`, at most `limit` of them.
     Missing {
-        after: i64,
-        before: i64,
+        after: Seq,
+        before: Seq,
         limit: i64,
     },
 }
 
 impl Sequencer {
     /// A sequencer for an actor that loaded the conversation at `loaded` (its `last_seq`).
-    pub(super) fn after(loaded: i64) -> Sequencer {
+    pub(super) fn after(loaded: Seq) -> Sequencer {
         Sequencer { loaded, ..Sequencer::default() }
     }
 
     /// Message `seq` committed: what can be delivered now, in order.
-    pub(super) fn offer(&mut self, seq: i64, frame: Frame) -> Released {
+    pub(super) fn offer(&mut self, seq: Seq, frame: Frame) -> Released {
         let next = *self.next.get_or_insert_with(|| {
-            self.first = seq.min(self.loaded + 1);
+            self.first = seq.min(self.loaded.next());
             self.first
         });
         if seq < self.first {
@@ -105,7 +106,7 @@ impl Sequencer {
 
     /// A member left with message `seq`: they leave the member list once it is delivered. Says
     /// so if that is now (delivered already, or nothing was ever offered: a node alone).
-    pub(super) fn leave_after(&mut self, seq: i64, leave: Leave) -> Option<Leave> {
+    pub(super) fn leave_after(&mut self, seq: Seq, leave: Leave) -> Option<Leave> {
         match self.next {
             Some(next) if seq >= next => {
                 self.leaves.insert(seq, leave);
@@ -124,7 +125,7 @@ impl Sequencer {
             if let Some(leave) = self.leaves.remove(&next) {
                 released.steps.push(Step::Leave(leave));
             }
-            next += 1;
+            next = next.next();
         }
         self.next = Some(next);
         // Leaves whose message was skipped (a gap that could not be filled) apply now.
@@ -151,13 +152,13 @@ impl Sequencer {
             self.filling = false;
             return GapDue::Closed(self.release());
         }
-        GapDue::Missing { after: next - 1, before: ahead, limit: (ahead - next).min(FILL_PAGE) }
+        GapDue::Missing { after: next.prev(), before: ahead, limit: ahead.since(next).min(FILL_PAGE) }
     }
 
     /// The gap up to `before` was read: `messages` (seq and frame). A page shorter than the gap
     /// leaves the rest to the next round; an empty one means the gap is not in the database
     /// (cannot happen: seqs are assigned in the committing transaction), so it is skipped.
-    pub(super) fn filled(&mut self, messages: Vec<(i64, Frame)>, before: i64) -> Released {
+    pub(super) fn filled(&mut self, messages: Vec<(Seq, Frame)>, before: Seq) -> Released {
         self.filling = false;
         if messages.is_empty() {
             self.skip_to(before);
@@ -170,14 +171,14 @@ impl Sequencer {
 
     /// The gap up to `before` could not be read: clients `sync` to fill what they missed, and
     /// the held messages are not kept back.
-    pub(super) fn fill_failed(&mut self, before: i64) -> Released {
+    pub(super) fn fill_failed(&mut self, before: Seq) -> Released {
         self.filling = false;
         self.skip_to(before);
         self.release()
     }
 
     /// Gives up the seqs below `seq`. Never moves back: the gap may have closed during the read.
-    fn skip_to(&mut self, seq: i64) {
+    fn skip_to(&mut self, seq: Seq) {
         if let Some(next) = &mut self.next {
             *next = (*next).max(seq);
         }
@@ -206,9 +207,9 @@ mod tests {
 
     #[test]
     fn in_order_messages_are_delivered_at_once() {
-        let mut order = Sequencer::after(5);
+        let mut order = Sequencer::after(Seq(5));
         for seq in 6..10 {
-            let released = order.offer(seq, frame(seq));
+            let released = order.offer(Seq(seq), frame(seq));
             assert_eq!(delivered(&released), vec![seq]);
             assert_eq!(released.gap, None);
         }
@@ -216,65 +217,65 @@ mod tests {
 
     #[test]
     fn a_message_ahead_of_a_missing_one_waits_for_it() {
-        let mut order = Sequencer::after(5);
-        order.offer(6, frame(6));
-        let ahead = order.offer(8, frame(8));
+        let mut order = Sequencer::after(Seq(5));
+        order.offer(Seq(6), frame(6));
+        let ahead = order.offer(Seq(8), frame(8));
         assert!(delivered(&ahead).is_empty());
         assert_eq!(ahead.gap, Some(GapCheck::AfterWait));
-        assert_eq!(order.offer(9, frame(9)).gap, None, "one gap timer at a time");
-        assert_eq!(delivered(&order.offer(7, frame(7))), vec![7, 8, 9]);
+        assert_eq!(order.offer(Seq(9), frame(9)).gap, None, "one gap timer at a time");
+        assert_eq!(delivered(&order.offer(Seq(7), frame(7))), vec![7, 8, 9]);
         // The timer fires after the gap closed: nothing to read.
         assert_eq!(order.gap_due(), GapDue::Closed(Released::default()));
     }
 
     #[test]
     fn duplicates_are_delivered_once() {
-        let mut order = Sequencer::after(5);
-        assert_eq!(delivered(&order.offer(6, frame(6))), vec![6]);
-        assert!(delivered(&order.offer(6, frame(6))).is_empty());
-        order.offer(8, frame(8));
-        assert!(delivered(&order.offer(8, frame(8))).is_empty());
-        assert_eq!(delivered(&order.offer(7, frame(7))), vec![7, 8]);
+        let mut order = Sequencer::after(Seq(5));
+        assert_eq!(delivered(&order.offer(Seq(6), frame(6))), vec![6]);
+        assert!(delivered(&order.offer(Seq(6), frame(6))).is_empty());
+        order.offer(Seq(8), frame(8));
+        assert!(delivered(&order.offer(Seq(8), frame(8))).is_empty());
+        assert_eq!(delivered(&order.offer(Seq(7), frame(7))), vec![7, 8]);
     }
 
     #[test]
     fn a_gap_that_times_out_is_read_from_the_database() {
-        let mut order = Sequencer::after(5);
-        order.offer(6, frame(6));
-        order.offer(9, frame(9));
-        assert_eq!(order.gap_due(), GapDue::Missing { after: 6, before: 9, limit: 2 });
+        let mut order = Sequencer::after(Seq(5));
+        order.offer(Seq(6), frame(6));
+        order.offer(Seq(9), frame(9));
+        assert_eq!(order.gap_due(), GapDue::Missing { after: Seq(6), before: Seq(9), limit: 2 });
         // Message 8's event comes during the read; the read brings 7 and 8.
-        assert!(delivered(&order.offer(8, frame(8))).is_empty());
-        let released = order.filled(vec![(7, frame(7)), (8, frame(8))], 9);
+        assert!(delivered(&order.offer(Seq(8), frame(8))).is_empty());
+        let released = order.filled(vec![(Seq(7), frame(7)), (Seq(8), frame(8))], Seq(9));
         assert_eq!(delivered(&released), vec![7, 8, 9]);
         assert_eq!(released.gap, None);
-        assert!(delivered(&order.offer(8, frame(8))).is_empty(), "the late event is a duplicate");
+        assert!(delivered(&order.offer(Seq(8), frame(8))).is_empty(), "the late event is a duplicate");
     }
 
     #[test]
     fn a_gap_missing_from_the_database_or_unreadable_is_skipped() {
-        let mut order = Sequencer::after(5);
-        order.offer(6, frame(6));
-        order.offer(9, frame(9));
+        let mut order = Sequencer::after(Seq(5));
+        order.offer(Seq(6), frame(6));
+        order.offer(Seq(9), frame(9));
         assert!(matches!(order.gap_due(), GapDue::Missing { .. }));
-        assert_eq!(delivered(&order.filled(Vec::new(), 9)), vec![9]);
-        order.offer(12, frame(12));
-        assert!(matches!(order.gap_due(), GapDue::Missing { after: 9, before: 12, .. }));
-        assert_eq!(delivered(&order.fill_failed(12)), vec![12]);
-        assert_eq!(delivered(&order.offer(13, frame(13))), vec![13]);
+        assert_eq!(delivered(&order.filled(Vec::new(), Seq(9))), vec![9]);
+        order.offer(Seq(12), frame(12));
+        assert!(matches!(order.gap_due(), GapDue::Missing { after: Seq(9), before: Seq(12), .. }));
+        assert_eq!(delivered(&order.fill_failed(Seq(12))), vec![12]);
+        assert_eq!(delivered(&order.offer(Seq(13), frame(13))), vec![13]);
     }
 
     #[test]
     fn a_long_gap_is_read_in_pages_and_too_many_held_fill_at_once() {
-        let mut order = Sequencer::after(0);
-        order.offer(1, frame(1));
+        let mut order = Sequencer::after(Seq(0));
+        order.offer(Seq(1), frame(1));
         for seq in 1000..1000 + MAX_HELD as i64 {
-            order.offer(seq, frame(seq));
+            order.offer(Seq(seq), frame(seq));
         }
-        assert_eq!(order.offer(5000, frame(5000)).gap, None, "a timer is already set");
-        assert_eq!(order.gap_due(), GapDue::Missing { after: 1, before: 1000, limit: FILL_PAGE });
-        let page = (2..2 + FILL_PAGE).map(|seq| (seq, frame(seq))).collect();
-        let released = order.filled(page, 1000);
+        assert_eq!(order.offer(Seq(5000), frame(5000)).gap, None, "a timer is already set");
+        assert_eq!(order.gap_due(), GapDue::Missing { after: Seq(1), before: Seq(1000), limit: FILL_PAGE });
+        let page = (2..2 + FILL_PAGE).map(|seq| (Seq(seq), frame(seq))).collect();
+        let released = order.filled(page, Seq(1000));
         assert_eq!(delivered(&released).len(), FILL_PAGE as usize);
         assert_eq!(released.gap, Some(GapCheck::Now), "more than MAX_HELD still held");
     }
@@ -282,38 +283,38 @@ mod tests {
     #[test]
     fn an_event_older_than_the_first_delivery_is_delivered_late_never_dropped() {
         // Loaded at 10; the first event after loading is 11's, then 9's and 10's arrive.
-        let mut order = Sequencer::after(10);
-        assert_eq!(delivered(&order.offer(11, frame(11))), vec![11]);
-        assert_eq!(delivered(&order.offer(9, frame(9))), vec![9]);
-        assert_eq!(delivered(&order.offer(10, frame(10))), vec![10]);
+        let mut order = Sequencer::after(Seq(10));
+        assert_eq!(delivered(&order.offer(Seq(11), frame(11))), vec![11]);
+        assert_eq!(delivered(&order.offer(Seq(9), frame(9))), vec![9]);
+        assert_eq!(delivered(&order.offer(Seq(10), frame(10))), vec![10]);
         // Loaded at 10, but the first event is 8's: counting starts there, 9 and 10 awaited.
-        let mut order = Sequencer::after(10);
-        assert_eq!(delivered(&order.offer(8, frame(8))), vec![8]);
-        let ahead = order.offer(11, frame(11));
+        let mut order = Sequencer::after(Seq(10));
+        assert_eq!(delivered(&order.offer(Seq(8), frame(8))), vec![8]);
+        let ahead = order.offer(Seq(11), frame(11));
         assert!(delivered(&ahead).is_empty());
         assert_eq!(ahead.gap, Some(GapCheck::AfterWait));
-        assert_eq!(delivered(&order.offer(7, frame(7))), vec![7]);
+        assert_eq!(delivered(&order.offer(Seq(7), frame(7))), vec![7]);
     }
 
     #[test]
     fn a_leaver_goes_right_after_their_message_is_delivered() {
         let leave = Leave { user: UserId(uuid::Uuid::new_v4()), new_owner: None };
-        let mut order = Sequencer::after(5);
-        assert_eq!(order.leave_after(6, leave), Some(leave), "nothing offered yet: at once");
-        order.offer(6, frame(6));
-        order.offer(8, frame(8));
-        assert_eq!(order.leave_after(8, leave), None, "held with message 8");
-        assert_eq!(order.leave_after(6, leave), Some(leave), "6 is delivered already");
-        let released = order.offer(7, frame(7));
+        let mut order = Sequencer::after(Seq(5));
+        assert_eq!(order.leave_after(Seq(6), leave), Some(leave), "nothing offered yet: at once");
+        order.offer(Seq(6), frame(6));
+        order.offer(Seq(8), frame(8));
+        assert_eq!(order.leave_after(Seq(8), leave), None, "held with message 8");
+        assert_eq!(order.leave_after(Seq(6), leave), Some(leave), "6 is delivered already");
+        let released = order.offer(Seq(7), frame(7));
         assert_eq!(
             released.steps,
             vec![Step::Deliver(frame(7)), Step::Deliver(frame(8)), Step::Leave(leave)],
             "the leaver sees their leaving"
         );
         // A leave whose message could not be read goes when the gap is skipped.
-        order.offer(11, frame(11));
-        assert_eq!(order.leave_after(10, leave), None);
+        order.offer(Seq(11), frame(11));
+        assert_eq!(order.leave_after(Seq(10), leave), None);
         order.gap_due();
-        assert_eq!(order.fill_failed(11).steps, vec![Step::Deliver(frame(11)), Step::Leave(leave)]);
+        assert_eq!(order.fill_failed(Seq(11)).steps, vec![Step::Deliver(frame(11)), Step::Leave(leave)]);
     }
 }

@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use crate::error::{Error, Result};
 use crate::protocol::{self, ReadState};
 use crate::store::{MembershipChange, NewMessage};
-use crate::types::UserId;
+use crate::types::{Seq, UserId};
 
 type MessageReply = oneshot::Sender<Result<protocol::Message>>;
 
@@ -33,7 +33,7 @@ pub(super) enum Write {
     /// A member added or removed by `by`; its system message is written when it commits.
     Membership { by: UserId, change: MembershipChange, reply: MessageReply, since: Instant },
     /// `moved` is false when the marker already is at `seq`: then only the counts are answered.
-    Marker { user: UserId, seq: i64, moved: bool, reply: oneshot::Sender<Result<ReadState>> },
+    Marker { user: UserId, seq: Seq, moved: bool, reply: oneshot::Sender<Result<ReadState>> },
 }
 
 impl Write {
@@ -82,7 +82,7 @@ pub(super) enum Started {
     },
     Marker {
         user: UserId,
-        seq: i64,
+        seq: Seq,
         moved: bool,
     },
 }
@@ -249,7 +249,7 @@ mod tests {
 
     fn marker() -> (Write, oneshot::Receiver<Result<ReadState>>) {
         let (reply, rx) = oneshot::channel();
-        (Write::Marker { user: user(), seq: 1, moved: true, reply }, rx)
+        (Write::Marker { user: user(), seq: Seq(1), moved: true, reply }, rx)
     }
 
     fn overloaded<T: std::fmt::Debug>(rx: &mut oneshot::Receiver<Result<T>>) -> bool {

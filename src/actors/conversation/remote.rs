@@ -8,6 +8,7 @@ use actix::prelude::*;
 use super::live::{Leave, Membership};
 use super::{ConversationActor, State};
 use crate::cluster::{Change, ClusterEvent, EventKind};
+use crate::types::Unread;
 
 /// An event of another node about this conversation (from the broker, through the registry).
 #[derive(Message)]
@@ -51,7 +52,7 @@ impl ConversationActor {
                 }
             }
             (EventKind::Read { user, seq, unread_count, total_unread, .. }, _) => {
-                self.read_moved(user, seq, unread_count, total_unread)
+                self.read_moved(user, seq, Unread { count: unread_count, total: total_unread })
             }
             (kind, _) => log::warn!("conversation {}: unexpected cluster event {kind:?}", self.id),
         }

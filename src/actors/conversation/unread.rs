@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::types::UserId;
+use crate::types::{Unread, UserId};
 
 #[derive(Default)]
 pub(super) struct UnreadUpdates {
@@ -69,11 +69,11 @@ impl UnreadUpdates {
     }
 }
 
-/// A user's total across conversations, as the query found it, never below the count of this
-/// conversation it comes with (the count was taken before the query started, so a message
-/// read meanwhile could otherwise show a total smaller than a part of it).
-pub(super) fn total_unread(queried: Option<i64>, unread_count: i64) -> i64 {
-    queried.unwrap_or(0).max(unread_count)
+/// A user's `count` in this conversation with their total across conversations as the query
+/// found it (`queried`), the total never below the count (the count was taken before the query
+/// started, so a message read meanwhile could otherwise show a total smaller than a part of it).
+pub(super) fn with_total(count: i64, queried: Option<i64>) -> Unread {
+    Unread { count, total: queried.unwrap_or(0).max(count) }
 }
 
 #[cfg(test)]
@@ -125,8 +125,8 @@ mod tests {
 
     #[test]
     fn a_total_is_never_below_its_count() {
-        assert_eq!(total_unread(Some(7), 3), 7);
-        assert_eq!(total_unread(Some(2), 3), 3);
-        assert_eq!(total_unread(None, 3), 3);
+        assert_eq!(with_total(3, Some(7)), Unread { count: 3, total: 7 });
+        assert_eq!(with_total(3, Some(2)), Unread { count: 3, total: 3 });
+        assert_eq!(with_total(3, None), Unread { count: 3, total: 3 });
     }
 }
