@@ -81,6 +81,9 @@ pub struct Config {
     #[command(flatten)]
     pub cluster: ClusterConfig,
 
+    #[command(flatten)]
+    pub exposure: Exposure,
+
     /// Test-only fault injection (`POST /api/admin/actors/conversations/{id}/fault`). Not a flag:
     /// only code that builds a `Config` itself (the tests) can turn it on.
     #[arg(skip)]
@@ -198,6 +201,46 @@ pub struct ClusterConfig {
     /// this are dropped (counted; clients fill gaps with `sync`).
     #[arg(long, env = "PARLEY_BROKER_QUEUE", default_value_t = 65_536)]
     pub broker_queue: usize,
+}
+
+/// Facing the internet: what one address or one user may hold open or do, and which proxies are
+/// believed about the client's address (docs/SECURITY.md, "Facing the internet").
+#[derive(Args, Debug, Clone)]
+pub struct Exposure {
+    /// Proxies (comma-separated addresses or CIDR blocks, as `10.0.0.0/8`) whose
+    /// `X-Forwarded-For` is believed: behind them, the per-address limits count the client's
+    /// address. Empty: the TCP peer is the client.
+    #[arg(long, env = "PARLEY_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
+    /// Open TCP connections one address may hold; a request on one more is answered
+    /// `rate_limited` and the connection closed. Trusted proxies are not counted.
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 512)]
+    pub max_connections_per_address: usize,
+
+    /// How long a request body may take to arrive once its headers have (slower: 400, and the
+    /// connection is closed).
+    #[arg(long, env = "PARLEY_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+
+    /// Open WebSocket sessions per user on one node (one more: 429 at the upgrade).
+    #[arg(long, env = "PARLEY_MAX_SESSIONS_PER_USER", default_value_t = 32)]
+    pub max_sessions_per_user: usize,
+
+    /// Open WebSocket sessions per client address on one node (one more: 429 at the upgrade).
+    #[arg(long, env = "PARLEY_MAX_SESSIONS_PER_ADDRESS", default_value_t = 256)]
+    pub max_sessions_per_address: usize,
+
+    /// Groups one user may add people to per minute (creating a group with members counts as
+    /// one; adding more people to a group already counted this minute is free).
+    #[arg(long, env = "PARLEY_GROUP_INVITES_PER_MINUTE", default_value_t = 10)]
+    pub group_invites_per_minute: usize,
+}
+
+impl Exposure {
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
 }
 
 impl Limits {

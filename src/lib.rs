@@ -57,6 +57,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod rate_limit;
 pub mod rules;
+pub mod slots;
 pub mod store;
 pub mod types;
 
@@ -66,6 +67,7 @@ use std::time::Duration;
 
 use actix::{Actor, Arbiter, ArbiterHandle};
 use actix_web::dev::ServerHandle;
+use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, web};
 
 use crate::actors::conversation::ConversationDeps;
@@ -79,6 +81,10 @@ use crate::auth::{Auth, Keys};
 use crate::cluster::Broker;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::http::admission::{self, Admission};
+use crate::http::body_timeout;
+use crate::http::client_ip::TrustedProxies;
+use crate::http::invitations::GroupInvites;
 use crate::http::origin::OriginPolicy;
 use crate::rate_limit::RateLimiter;
 use crate::store::{Committer, CommitterConfig, DatabaseUrl, Permits, Store, redact};
@@ -118,6 +124,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         ));
     }
     let secret = auth::tokens::resolve_secret(config.jwt_secret.clone(), &url)?;
+    let proxies = TrustedProxies::parse(&config.exposure.trusted_proxies)?;
     crate::metrics::handle(); // installed before anything records
     // Every setting is checked before the database is touched (and migrated).
     let node_id = uuid::Uuid::new_v4();
@@ -176,6 +183,11 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     let origins = web::Data::new(OriginPolicy::new(&config.allowed_origins));
     let auth = web::Data::new(Auth::new(keys, store.clone(), config.login_failures));
     let (json, query, path) = http::extractor_configs(&limits);
+    let admission = web::Data::new(Admission::new(&config.exposure, proxies.clone()));
+    let proxies = web::Data::new(proxies);
+    let exposure = web::Data::new(config.exposure.clone());
+    let invites = web::Data::new(GroupInvites::new(config.exposure.group_invites_per_minute));
+    let connections = admission.clone();
 
     let addr = listener.local_addr().map_err(|err| Error::Internal(format!("listener: {err}")))?;
     let server = HttpServer::new(move || {
@@ -187,11 +199,22 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
             .app_data(json.clone())
             .app_data(query.clone())
             .app_data(path.clone())
+            .app_data(admission.clone())
+            .app_data(proxies.clone())
+            .app_data(exposure.clone())
+            .app_data(invites.clone())
             .configure(|cfg| http::routes(cfg, origins.cors()))
+            // The last wrapped runs first: a connection over its cap is refused before anything.
+            .wrap(from_fn(body_timeout::limit))
+            .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+            .wrap(from_fn(admission::refuse_over_cap))
     })
-    .on_connect(|conn, extensions| {
+    .on_connect(move |conn, extensions| {
         ::metrics::counter!(crate::metrics::CONNECTIONS).increment(1);
         if let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            if let Ok(peer) = stream.peer_addr() {
+                connections.on_connect(peer.ip(), extensions);
+            }
             // A reply often follows an event in a second small write; with Nagle's algorithm it
             // would wait for the client's delayed ACK (40 ms on Linux).
             if let Err(err) = stream.set_nodelay(true) {

@@ -23,6 +23,10 @@ pub const ERRORS: &str = "parley_errors_total";
 pub const ACTOR_RESTARTS: &str = "parley_actor_restarts_total";
 /// TCP connections accepted.
 pub const CONNECTIONS: &str = "parley_connections_total";
+/// Connections, sessions, requests and invitations refused by a limit of their client (label
+/// `limit`: `connections_per_address`, `body_timeout`, `sessions_per_user`,
+/// `sessions_per_address`, `group_invites`).
+pub const REFUSED: &str = "parley_refused_total";
 /// WebSocket sessions opened.
 pub const SESSIONS_OPENED: &str = "parley_sessions_opened_total";
 /// Cluster events published to the broker, received from other nodes, and dropped unpublished

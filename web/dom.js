@@ -18,6 +18,9 @@ export function h(tag, attrs = {}, ...children) {
       Object.assign(el.dataset, value);
     } else if (name === 'value') {
       el.value = value;
+    } else if (name === 'style') {
+      // Through the CSSOM: the page's Content-Security-Policy refuses style attributes.
+      el.style.cssText = value;
     } else {
       el.setAttribute(name, value === true ? '' : String(value));
     }

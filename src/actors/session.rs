@@ -28,6 +28,7 @@ use crate::protocol::{
 };
 use crate::rate_limit::{RateLimiter, TokenBucket};
 use crate::rules;
+use crate::slots::Slot;
 use crate::store::Store;
 use crate::types::{ConversationId, Seq, SessionId, UserId};
 
@@ -63,10 +64,19 @@ pub struct WsSession {
     in_flight: usize,
     /// The server is stopping: no new commands; close (1012) once `in_flight` is zero.
     draining: bool,
+    /// The places this session takes in the caps on sessions per user and per address, given
+    /// back when the session ends (the actor is dropped).
+    _slots: Vec<Slot>,
 }
 
 impl WsSession {
-    pub fn new(user: crate::protocol::User, expires_at: i64, out: SessionHandle, deps: web::Data<SessionDeps>) -> Self {
+    pub fn new(
+        user: crate::protocol::User,
+        expires_at: i64,
+        out: SessionHandle,
+        deps: web::Data<SessionDeps>,
+        slots: Vec<Slot>,
+    ) -> Self {
         let frames = TokenBucket::full(2.0 * deps.limits.max_frames_per_sec);
         WsSession {
             id: out.id,
@@ -79,6 +89,7 @@ impl WsSession {
             frames,
             in_flight: 0,
             draining: false,
+            _slots: slots,
         }
     }
 
@@ -218,7 +229,7 @@ impl WsSession {
                 let users = data.user_ids;
                 self.respond(
                     reference,
-                    async move { Ok(PresenceAck { presence: presence::query(&deps.presence, users).await? }) },
+                    async move { Ok(PresenceAck { presence: presence::query(&deps.presence, user, users).await? }) },
                     ctx,
                 );
             }
@@ -353,7 +364,7 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
             Ok(AggregatedMessage::Ping(payload)) => self.out.push(Outgoing::Pong(payload)),
             Ok(AggregatedMessage::Pong(_)) => {}
             Ok(AggregatedMessage::Close(_)) => self.close(close::NORMAL, "", ctx),
-            Err(ProtocolError::Overflow) => {
+            Err(err) if too_big(&err) => {
                 let max = self.deps.limits.max_frame_bytes;
                 self.close(close::TOO_BIG, &format!("frame larger than {max} bytes"), ctx);
             }
@@ -369,5 +380,16 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
 
     fn finished(&mut self, ctx: &mut Self::Context) {
         ctx.stop();
+    }
+}
+
+/// A frame, or a message of several fragments, over the size limit. actix-ws reports the first
+/// as `Overflow` and the second, from its aggregation of fragments, as an I/O error of its own
+/// wording; both are one limit to the client (1009), not a protocol error (1002).
+fn too_big(err: &ProtocolError) -> bool {
+    match err {
+        ProtocolError::Overflow => true,
+        ProtocolError::Io(io) => io.kind() == std::io::ErrorKind::Other && io.to_string().contains("continuation size"),
+        _ => false,
     }
 }

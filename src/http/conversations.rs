@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::created;
+use super::invitations::GroupInvites;
 use crate::actors::conversation::{AddMember, RemoveMember};
 use crate::actors::presence::DeliverTo;
 use crate::app::AppState;
@@ -42,7 +43,12 @@ pub struct AddMemberBody {
 }
 
 /// POST /api/conversations → 201 new Conversation, or 200 the existing direct one
-pub async fn create(app: web::Data<AppState>, caller: AuthUser, body: web::Json<CreateBody>) -> Result<HttpResponse> {
+pub async fn create(
+    app: web::Data<AppState>,
+    invites: web::Data<GroupInvites>,
+    caller: AuthUser,
+    body: web::Json<CreateBody>,
+) -> Result<HttpResponse> {
     match body.into_inner() {
         CreateBody::Direct { user_id } => {
             if user_id == caller.id {
@@ -66,6 +72,9 @@ pub async fn create(app: web::Data<AppState>, caller: AuthUser, body: web::Json<
             let found = app.store.users(&others).await?;
             if found.len() != others.len() {
                 return Err(Error::bad_request("member_ids names users that do not exist"));
+            }
+            if !others.is_empty() {
+                invites.take(caller.id, None)?;
             }
             let id = app.store.create_group(caller.id, title, &others).await?;
             let conversation = fetch(&app, caller.id, id).await?;
@@ -108,11 +117,13 @@ pub async fn get(app: web::Data<AppState>, caller: AuthUser, id: web::Path<Conve
 /// POST /api/conversations/{id}/members {user_id} → 201 Conversation (group owner only)
 pub async fn add_member(
     app: web::Data<AppState>,
+    invites: web::Data<GroupInvites>,
     caller: AuthUser,
     id: web::Path<ConversationId>,
     body: web::Json<AddMemberBody>,
 ) -> Result<HttpResponse> {
     let id = *id;
+    invites.take(caller.id, Some(id))?;
     app.registry.call(id, AddMember { by: caller.id, user: body.user_id }).await?;
     Ok(created(&fetch(&app, caller.id, id).await?))
 }

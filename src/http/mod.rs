@@ -4,10 +4,14 @@
 //! with the handlers as a `web::Data` of its own.
 
 mod admin;
+pub mod admission;
 mod auth;
+pub mod body_timeout;
 mod client;
+pub mod client_ip;
 mod conversations;
 mod health;
+pub mod invitations;
 mod messages;
 pub mod origin;
 mod users;
@@ -64,6 +68,7 @@ pub fn extractor_configs(limits: &Limits) -> (web::JsonConfig, web::QueryConfig,
                 Error::PayloadTooLarge(format!("request body larger than {max} bytes"))
             }
             JsonPayloadError::ContentType => Error::bad_request("send a JSON body with Content-Type: application/json"),
+            JsonPayloadError::Payload(err) => body_timeout::error(&err),
             err => Error::bad_request(format!("bad JSON body: {err}")),
         }
         .into()
@@ -84,7 +89,7 @@ async fn read_body(mut payload: web::Payload, max: usize) -> Result<web::BytesMu
     use futures_util::StreamExt;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| Error::bad_request(format!("cannot read the body: {err}")))?;
+        let chunk = chunk.map_err(|err| body_timeout::error(&err))?;
         if body.len() + chunk.len() > max {
             return Err(Error::PayloadTooLarge(format!("request body larger than {max} bytes")));
         }

@@ -43,8 +43,9 @@ pub async fn search(
     Ok(HttpResponse::Ok().json(json!({ "users": users })))
 }
 
-/// GET /api/users/{id} → User with online and last_seen_at
-pub async fn get(app: web::Data<AppState>, _caller: AuthUser, id: web::Path<UserId>) -> Result<HttpResponse> {
+/// GET /api/users/{id} → User, with online and last_seen_at when the caller shares a
+/// conversation with them (or is them)
+pub async fn get(app: web::Data<AppState>, caller: AuthUser, id: web::Path<UserId>) -> Result<HttpResponse> {
     let row = app.store.user(*id).await?.ok_or_else(|| Error::NotFound("no such user".into()))?;
-    Ok(HttpResponse::Ok().json(crate::actors::presence::user_with_presence(&app.presence, &row).await?))
+    Ok(HttpResponse::Ok().json(crate::actors::presence::user_with_presence(&app.presence, caller.id, &row).await?))
 }

@@ -1,5 +1,6 @@
 //! `GET /ws`: checks the token during the HTTP upgrade (401 and no WebSocket when it is missing
-//! or invalid), then hands the socket to a new [`WsSession`].
+//! or invalid) and the caps on sessions per user and per address (429, [`Admission::session`]),
+//! then hands the socket to a new [`WsSession`].
 
 use actix::{Actor, AsyncContext};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -9,6 +10,7 @@ use crate::actors::outgoing::{self, SocketGuard};
 use crate::actors::session::{SessionDeps, WsSession};
 use crate::auth::{Auth, bearer_token};
 use crate::error::{Error, Result};
+use crate::http::admission::Admission;
 use crate::http::origin::OriginPolicy;
 use crate::types::SessionId;
 
@@ -25,6 +27,7 @@ pub async fn upgrade(
     deps: web::Data<SessionDeps>,
     auth: web::Data<Auth>,
     origins: web::Data<OriginPolicy>,
+    admission: web::Data<Admission>,
     query: web::Query<TokenQuery>,
 ) -> Result<HttpResponse> {
     origins.check(&req)?;
@@ -33,6 +36,7 @@ pub async fn upgrade(
         .ok_or_else(|| Error::Unauthorized("missing token: send Authorization: Bearer or ?token=".into()))?;
     let caller = auth.authenticate(token).await?;
     let user = deps.store.user(caller.id).await?.ok_or_else(|| Error::Unauthorized("unknown user".into()))?.to_user();
+    let slots = admission.session(&req, user.id)?;
 
     let (response, ws, stream) =
         actix_ws::handle(&req, body).map_err(|err| Error::bad_request(format!("not a WebSocket upgrade: {err}")))?;
@@ -52,7 +56,7 @@ pub async fn upgrade(
     let deps = deps.clone();
     WsSession::create(move |ctx| {
         ctx.add_stream(stream);
-        WsSession::new(user, caller.expires_at, out, deps)
+        WsSession::new(user, caller.expires_at, out, deps, slots)
     });
     Ok(response)
 }

@@ -1,6 +1,6 @@
 //! The WebSocket's frames: a bad frame gets an error and the connection stays open, a command
 //! with a `ref` gets exactly one reply, and what closes a connection: a frame over the size limit
-//! (1009), text that is not UTF-8 (1007), a flood of frames (1008). Deeply nested JSON is a bad
+//! (1009, also when it comes in fragments), text that is not UTF-8 (1007), a flood of frames (1008). Deeply nested JSON is a bad
 //! request on REST and on the WebSocket.
 
 use serde_json::{Value, json};
@@ -13,6 +13,7 @@ backends!(
     bad_frames_get_an_error_and_the_connection_stays_open,
     a_command_with_a_ref_gets_exactly_one_reply,
     a_frame_over_the_size_limit_closes_with_1009,
+    a_fragmented_message_over_the_size_limit_closes_with_1009,
     deeply_nested_json_is_a_bad_request_and_the_websocket_stays_open,
     a_text_frame_that_is_not_utf8_closes_with_1007,
     a_frame_flood_is_closed_with_1008_and_a_burst_is_not,
@@ -151,6 +152,21 @@ async fn a_frame_over_the_size_limit_closes_with_1009(backend: Backend) {
     assert!(over.len() >= 2000);
     a.send_text(&over).await;
     assert_eq!(a.closed_with().await, 1009);
+    server.stop().await;
+}
+
+/// A message sent in fragments, each small, whose whole is over the limit: the same limit as
+/// one big frame, so the same close (1009), not a protocol error (1002).
+async fn a_fragmented_message_over_the_size_limit_closes_with_1009(backend: Backend) {
+    let server = TestServer::start_with(backend, |config| config.limits.max_frame_bytes = 1024).await;
+    let alice = server.user("alice").await;
+    let mut raw = RawWs::ready(server.addr(), &alice.token).await;
+    let part = [b' '; 600];
+    raw.send(OP_TEXT, false, b"{\"type\":\"ping\",\"data\":{}").await;
+    raw.send(OP_CONTINUATION, false, &part).await;
+    raw.send(OP_CONTINUATION, true, &part).await;
+    let (texts, close) = raw.until_close().await;
+    assert_eq!(close.as_ref().map(|(code, _)| *code), Some(1009), "answered {texts:?} then {close:?}");
     server.stop().await;
 }
 

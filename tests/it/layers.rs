@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["protocol"],
     &["store"],
-    &["rate_limit", "auth"],
+    &["rate_limit", "auth", "slots"],
     &["cluster", "rules"],
     &["actors"],
     &["app"],

@@ -11,6 +11,11 @@
 //! - `accounts`: registration, usernames, passwords, login and its throttle.
 //! - `tokens`: bearer tokens on REST and the WebSocket, expiry, identity-system tokens.
 //! - `authorization`: who may touch a conversation, and the admin role.
+//! - `connection_limits`: a body that never comes is timed out; connections per address.
+//! - `session_limits`: WebSocket sessions per user and per address, behind a proxy too.
+//! - `group_invites`: how many groups one user may add people to a minute.
+//! - `presence_audience`: presence is told only to people who share a conversation.
+//! - `security_headers`: what the page and the API tell a browser (CSP, framing, nosniff).
 //! - `origins`: which web pages may use the server (Origin, CORS).
 //! - `startup`: what the server refuses to start with.
 //!
@@ -51,12 +56,14 @@ mod accounts;
 mod authorization;
 mod bench;
 mod cluster;
+mod connection_limits;
 mod conversation_actors;
 mod conversation_list;
 mod conversations;
 mod crash_and_outage;
 mod frames;
 mod graceful_stop;
+mod group_invites;
 mod join_and_leave;
 mod layers;
 mod limits;
@@ -68,9 +75,12 @@ mod metrics;
 mod ordering;
 mod origins;
 mod presence;
+mod presence_audience;
 mod random_input;
 mod read_and_unread;
 mod reconnect;
+mod security_headers;
+mod session_limits;
 mod sessions;
 mod slow_consumers;
 mod startup;

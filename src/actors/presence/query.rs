@@ -1,6 +1,10 @@
 //! What Presence answers about who is online: `presence:query` and the presence in
 //! `GET /api/users/{id}` ([`query`], [`user_with_presence`]), and the counts of the admin
 //! endpoint and `/metrics` ([`stats`]).
+//!
+//! Presence is told only to people who share a conversation with the user, as the
+//! `presence:updated` events are: a stranger learns nothing of when someone is online or was
+//! last seen (the users they may not see are left out of the answer).
 
 use actix::prelude::*;
 
@@ -10,17 +14,19 @@ use crate::protocol;
 use crate::store::UserRow;
 use crate::types::{Timestamp, UserId};
 
-/// Online state and last-seen time of `users`, in the whole cluster; unknown ids are left out.
+/// Online state and last-seen time of `users`, in the whole cluster, as `viewer` may see them:
+/// unknown ids, and users who share no conversation with `viewer`, are left out.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<protocol::Presence>>")]
 pub struct Query {
+    pub viewer: UserId,
     pub users: Vec<UserId>,
 }
 
 impl Handler<Query> for Presence {
     type Result = ResponseFuture<Result<Vec<protocol::Presence>>>;
 
-    fn handle(&mut self, Query { users }: Query, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, Query { viewer, users }: Query, _: &mut Self::Context) -> Self::Result {
         if users.len() > self.max_query {
             let max = self.max_query;
             return Box::pin(async move { Err(Error::bad_request(format!("ask about at most {max} users at once"))) });
@@ -35,12 +41,14 @@ impl Handler<Query> for Presence {
                 None => here,
             };
             let rows = store.users(&users).await?;
+            let contacts = store.contacts(viewer).await?;
+            let visible = |id: &UserId| *id == viewer || contacts.contains(id);
             let now = Timestamp::now();
             Ok(users
                 .iter()
                 .zip(online)
                 .filter_map(|(id, online)| {
-                    let row = rows.iter().find(|r| r.id == *id)?;
+                    let row = rows.iter().find(|r| r.id == *id && visible(id))?;
                     // An online user is seen now; an offline one when their last session went away.
                     let last_seen_at = if online { Some(now) } else { row.last_seen_at };
                     Some(protocol::Presence { user_id: *id, online, last_seen_at })
@@ -50,15 +58,15 @@ impl Handler<Query> for Presence {
     }
 }
 
-/// `presence:query`: asks `presence` about `users`.
-pub async fn query(presence: &Addr<Presence>, users: Vec<UserId>) -> Result<Vec<protocol::Presence>> {
-    presence.send(Query { users }).await.map_err(|_| Error::presence_restarting())?
+/// `presence:query`: asks `presence` about `users`, for `viewer`.
+pub async fn query(presence: &Addr<Presence>, viewer: UserId, users: Vec<UserId>) -> Result<Vec<protocol::Presence>> {
+    presence.send(Query { viewer, users }).await.map_err(|_| Error::presence_restarting())?
 }
 
-/// The wire `User` with presence, for `GET /api/users/{id}`.
-pub async fn user_with_presence(presence: &Addr<Presence>, row: &UserRow) -> Result<protocol::User> {
+/// The wire `User`, for `GET /api/users/{id}`: with presence when `viewer` may see it.
+pub async fn user_with_presence(presence: &Addr<Presence>, viewer: UserId, row: &UserRow) -> Result<protocol::User> {
     let mut user = row.to_user();
-    if let Some(found) = query(presence, vec![row.id]).await?.pop() {
+    if let Some(found) = query(presence, viewer, vec![row.id]).await?.pop() {
         user.online = Some(found.online);
         user.last_seen_at = found.last_seen_at;
     }

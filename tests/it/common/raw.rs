@@ -239,3 +239,41 @@ impl FrameReader {
         }
     }
 }
+
+/// Reads one HTTP answer from `stream`: its head, and its body by `Content-Length`; `None` when
+/// the server closed the connection before a whole answer (fails after [`PATIENCE`]).
+pub async fn read_answer(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut read = Vec::new();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&read[..end + 4]).to_string();
+            let length = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if read.len() >= end + 4 + length {
+                return Some((head, read[end + 4..end + 4 + length].to_vec()));
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await.expect("an answer in time").ok()?;
+        if n == 0 {
+            return None;
+        }
+        read.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Whether the server closes `stream` (reads to its end; fails after [`PATIENCE`]).
+pub async fn closed_by_server(stream: &mut TcpStream) -> bool {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(PATIENCE, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
