@@ -18,6 +18,8 @@
 //!   committer, which commits the sends of many conversations in one transaction (and asks
 //!   for cluster-wide rate permits through its `Permits` port).
 //! - [`rate_limit`]: messages per second per user, on this node.
+//! - [`slots`]: counted places given back on drop: connections per address, sessions per user
+//!   and per address.
 //! - [`cluster`]: several nodes on one PostgreSQL: the Redis broker that carries each node's
 //!   events to the others, cluster-wide presence and rates. It hands what it receives to the
 //!   `cluster::Inbound` port, which the actors implement.
@@ -26,7 +28,8 @@
 //!   online/offline, user-addressed delivery), `ClusterInbox` (the actors' side of the cluster
 //!   port), and each session's outgoing queue.
 //! - [`auth`]: tokens, passwords, and the `AuthUser` extractor.
-//! - [`http`]: the route table and one module per resource.
+//! - [`http`]: the route table and one module per resource; what the server admits from one
+//!   client (`admission`, `body_timeout`, `client_ip`, `invitations`).
 //! - [`rules`]: the checks and limits every door applies alike (send, title, group size, page
 //!   sizes) and the text of membership system messages.
 //! - [`app`]: the handles that handlers and sessions share (`AppState`).

@@ -61,6 +61,10 @@ async function open(name, viewport = { width: 1280, height: 800 }) {
   context.setDefaultTimeout(WAIT);
   const page = await context.newPage();
   page.on('pageerror', (err) => problems.push(`${name}: page error: ${err.message}`));
+  // What the page's Content-Security-Policy refuses is reported on the console, not thrown.
+  page.on('console', (msg) => {
+    if (/Content Security Policy/i.test(msg.text())) problems.push(`${name}: ${msg.text()}`);
+  });
   page.on('dialog', (dialog) => {
     problems.push(`${name}: unexpected dialog: ${dialog.message()}`);
     dialog.dismiss().catch(() => {});
