@@ -49,7 +49,7 @@ fn etag(asset: &Asset) -> String {
 /// server only (no inline script, so an injected `<script>` or `onerror=` does not run), no
 /// plugins, and no framing by any site (clickjacking; `X-Frame-Options` for older browsers).
 /// `connect-src 'self'` covers the WebSocket to the same host (CSP Level 3).
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
      connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Every file is revalidated on each load (`no-cache` with an ETag, so an unchanged file costs a
