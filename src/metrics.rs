@@ -23,6 +23,10 @@ pub const ERRORS: &str = "parley_errors_total";
 pub const ACTOR_RESTARTS: &str = "parley_actor_restarts_total";
 /// TCP connections accepted.
 pub const CONNECTIONS: &str = "parley_connections_total";
+/// Registrations refused because their address reached `PARLEY_REGISTRATIONS_PER_HOUR`.
+pub const REGISTRATIONS_LIMITED: &str = "parley_registrations_limited_total";
+/// Requests and sessions refused because their token was revoked (sign-out everywhere).
+pub const TOKENS_REVOKED: &str = "parley_tokens_revoked_total";
 /// WebSocket sessions opened.
 pub const SESSIONS_OPENED: &str = "parley_sessions_opened_total";
 /// Cluster events published to the broker, received from other nodes, and dropped unpublished

@@ -52,7 +52,7 @@ pub async fn upgrade(
     let deps = deps.clone();
     WsSession::create(move |ctx| {
         ctx.add_stream(stream);
-        WsSession::new(user, caller.expires_at, out, deps)
+        WsSession::new(user, &caller, out, deps)
     });
     Ok(response)
 }
