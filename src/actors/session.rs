@@ -317,14 +317,19 @@ impl WsSession {
     /// database that cannot answer keeps the session open: the next check asks again.
     fn check_revocation(&mut self, ctx: &mut Context<Self>) {
         let (store, user, issued_at) = (self.deps.store.clone(), self.user.id, self.issued_at);
-        let check = async move { crate::auth::revocation::still_valid(&store, user, issued_at).await };
-        ctx.spawn(check.into_actor(self).map(|valid, act, ctx| match valid {
-            Ok(true) => {}
-            Ok(false) => {
-                crate::auth::revocation::revoked();
-                act.close(close::TOKEN_EXPIRED, "token revoked", ctx);
+        // A task of its own, so that a session stopping meanwhile does not drop the database
+        // read half-way (see `AuthUser::from_request`).
+        let check =
+            actix_web::rt::spawn(async move { crate::auth::revocation::still_valid(&store, user, issued_at).await });
+        ctx.spawn(check.into_actor(self).map(|valid, act, ctx| {
+            match valid.map_err(|err| Error::Internal(err.to_string())).and_then(|v| v) {
+                Ok(true) => {}
+                Ok(false) => {
+                    crate::auth::revocation::revoked();
+                    act.close(close::TOKEN_EXPIRED, "token revoked", ctx);
+                }
+                Err(err) => log::warn!("session {}: revocation check: {err}", act.id),
             }
-            Err(err) => log::warn!("session {}: revocation check: {err}", act.id),
         }));
     }
 }

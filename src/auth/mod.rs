@@ -83,7 +83,13 @@ impl FromRequest for AuthUser {
         Box::pin(async move {
             let auth = auth.ok_or_else(|| Error::Internal("Auth is not registered".into()))?;
             let token = token.ok_or_else(|| Error::Unauthorized("missing Authorization: Bearer token".into()))?;
-            auth.authenticate(&token).await
+            // In a task of its own, so that its database read always runs to the end: actix-web
+            // drops this future when another extractor of the handler fails first (a bad body),
+            // and diesel-async's SQLite connection cannot be dropped in the middle of a query
+            // (it blocks the thread to finish it, which panics on actix's runtime).
+            actix_web::rt::spawn(async move { auth.authenticate(&token).await })
+                .await
+                .map_err(|err| Error::Internal(format!("authentication task: {err}")))?
         })
     }
 }
