@@ -122,6 +122,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     // Every setting is checked before the database is touched (and migrated).
     let node_id = uuid::Uuid::new_v4();
     let broker = Broker::new(&config.cluster, node_id, (config.limits.rate_per_sec, config.limits.rate_burst))?;
+    auth::admins::check_settings(&config.admin_users, config.accounts.admin_password_hash.as_deref())?;
     let keys = Keys::new(
         &secret,
         config.jwt_public_key.as_deref(),

@@ -15,8 +15,23 @@ pub fn is_admin_name(admin_users: &[String], username: &str) -> bool {
     admin_users.iter().any(|a| a.trim().eq_ignore_ascii_case(username))
 }
 
-/// Checks the admin settings, then gives each admin name that has no account one with
-/// `password_hash`. An account that exists is left as it is (its password included).
+/// Checks the admin settings (before the database is touched): the hash must be a PHC string
+/// and every admin name a valid username.
+pub fn check_settings(admin_users: &[String], password_hash: Option<&str>) -> Result<()> {
+    if let Some(hash) = password_hash {
+        PasswordHash::new(hash).map_err(|err| {
+            Error::bad_request(format!("PARLEY_ADMIN_PASSWORD_HASH is not a PHC hash string ($argon2id$...): {err}"))
+        })?;
+        for name in admin_users {
+            normalize_username(name.trim())
+                .map_err(|err| Error::bad_request(format!("PARLEY_ADMIN_USERS: {name:?}: {err}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives each admin name that has no account one with `password_hash` (checked by
+/// [`check_settings`]). An account that exists is left as it is, its password included.
 pub async fn provision(store: &Store, admin_users: &[String], password_hash: Option<&str>) -> Result<()> {
     let Some(hash) = password_hash else {
         if !admin_users.is_empty() {
@@ -24,12 +39,8 @@ pub async fn provision(store: &Store, admin_users: &[String], password_hash: Opt
         }
         return Ok(());
     };
-    PasswordHash::new(hash).map_err(|err| {
-        Error::bad_request(format!("PARLEY_ADMIN_PASSWORD_HASH is not a PHC hash string ($argon2id$...): {err}"))
-    })?;
     for name in admin_users {
-        let username = normalize_username(name.trim())
-            .map_err(|err| Error::bad_request(format!("PARLEY_ADMIN_USERS: {name:?}: {err}")))?;
+        let username = normalize_username(name.trim())?;
         if store.user_by_username(&username).await?.is_some() {
             continue;
         }

@@ -30,3 +30,27 @@ async fn admin_accounts_come_from_the_password_hash(backend: Backend) {
     assert_error(&got, 403, "forbidden");
     server.stop().await;
 }
+
+/// Settings that would leave the admin accounts or the server's own tokens broken stop the start,
+/// before the database is touched.
+#[actix_web::test]
+async fn bad_account_settings_refuse_to_start() {
+    let refused = |tune: fn(&mut parley::config::Config)| async move {
+        let mut config = parley::config::Config::from_env();
+        config.database_url = "sqlite://does-not-matter.db".into();
+        config.jwt_secret = Some(SECRET.into());
+        config.admin_users = vec!["admin".into()];
+        tune(&mut config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        parley::start(listener, config).await.err().expect("refused").to_string()
+    };
+    let err = refused(|config| config.accounts.admin_password_hash = Some("hunter2".into())).await;
+    assert!(err.contains("PARLEY_ADMIN_PASSWORD_HASH"), "{err}");
+    let err = refused(|config| {
+        config.token_ttl_secs = 7_200;
+        config.accounts.token_max_lifetime_secs = 3_600;
+    })
+    .await;
+    assert!(err.contains("PARLEY_TOKEN_MAX_LIFETIME_SECS"), "{err}");
+    assert!(!std::path::Path::new("does-not-matter.db").exists(), "the database was not touched");
+}
