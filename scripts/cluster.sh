@@ -30,7 +30,8 @@ use the nodes' own ports.
 The nodes inherit the caller's PARLEY_* variables (PARLEY_HEARTBEAT_MS=5000 scripts/cluster.sh
 ...); the script sets PARLEY_BIND, PARLEY_DATABASE_URL, PARLEY_REDIS_URL, PARLEY_REDIS_PREFIX,
 PARLEY_JWT_SECRET (kept if set, else generated once per directory, in DIR/jwt-secret) and
-PARLEY_ADMIN_USERS (default: admin, so that an account named admin can read /api/admin/actors).
+PARLEY_ADMIN_USERS (default: admin; set PARLEY_ADMIN_PASSWORD_HASH too, so that the nodes make
+that account, which can read /api/admin/actors: docs/SECURITY.md says how to make a hash).
 EOF
 }
 

@@ -84,6 +84,9 @@ pub struct Config {
     #[command(flatten)]
     pub exposure: Exposure,
 
+    #[command(flatten)]
+    pub accounts: AccountConfig,
+
     /// Test-only fault injection (`POST /api/admin/actors/conversations/{id}/fault`). Not a flag:
     /// only code that builds a `Config` itself (the tests) can turn it on.
     #[arg(skip)]
@@ -241,6 +244,30 @@ impl Exposure {
     pub fn body_timeout(&self) -> Duration {
         Duration::from_millis(self.body_timeout_ms)
     }
+}
+
+/// Accounts and tokens facing the open internet (docs/SECURITY.md says why each default).
+#[derive(Args, Debug, Clone)]
+pub struct AccountConfig {
+    /// Argon2 hash (PHC string, `$argon2id$...`) of the password of the accounts named in
+    /// PARLEY_ADMIN_USERS. Those names cannot be taken by registration; at start, each one that
+    /// has no account yet gets one with this password. Without it they have no account.
+    #[arg(long, env = "PARLEY_ADMIN_PASSWORD_HASH", hide_env_values = true)]
+    pub admin_password_hash: Option<String>,
+
+    /// Accounts one address may register per hour (more: `rate_limited`).
+    #[arg(long, env = "PARLEY_REGISTRATIONS_PER_HOUR", default_value_t = 10)]
+    pub registrations_per_hour: u32,
+
+    /// Longest lifetime (`exp - iat`, and `exp - now`) of a token this server accepts, in seconds;
+    /// a longer one is refused. Must be at least PARLEY_TOKEN_TTL_SECS.
+    #[arg(long, env = "PARLEY_TOKEN_MAX_LIFETIME_SECS", default_value_t = 7 * 86_400)]
+    pub token_max_lifetime_secs: u64,
+
+    /// How often an open WebSocket checks that its token has not been revoked (sign-out
+    /// everywhere), in milliseconds. REST checks on every request.
+    #[arg(long, env = "PARLEY_REVOCATION_CHECK_MS", default_value_t = 30_000)]
+    pub revocation_check_ms: u64,
 }
 
 impl Limits {

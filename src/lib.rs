@@ -132,8 +132,15 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     // Every setting is checked before the database is touched (and migrated).
     let node_id = uuid::Uuid::new_v4();
     let broker = Broker::new(&config.cluster, node_id, (config.limits.rate_per_sec, config.limits.rate_burst))?;
-    let keys = Keys::new(&secret, config.jwt_public_key.as_deref(), config.token_ttl_secs)?;
+    auth::admins::check_settings(&config.admin_users, config.accounts.admin_password_hash.as_deref())?;
+    let keys = Keys::new(
+        &secret,
+        config.jwt_public_key.as_deref(),
+        config.token_ttl_secs,
+        config.accounts.token_max_lifetime_secs,
+    )?;
     let store = Store::connect(&url, config.db_pool_size, Duration::from_millis(config.db_timeout_ms)).await?;
+    auth::admins::provision(&store, &config.admin_users, config.accounts.admin_password_hash.as_deref()).await?;
 
     let limits = Arc::new(config.limits.clone());
     // Shared actors are started once, here, never inside the HttpServer factory (which runs
@@ -170,6 +177,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         presence: presence.clone(),
         limits: limits.clone(),
         rate: rate.clone(),
+        revocation_check: Duration::from_millis(config.accounts.revocation_check_ms.max(1)),
     });
     let state = web::Data::new(AppState {
         store: store.clone(),
@@ -184,7 +192,8 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         fault_injection: config.fault_injection,
     });
     let origins = web::Data::new(OriginPolicy::new(&config.allowed_origins));
-    let auth = web::Data::new(Auth::new(keys, store.clone(), config.login_failures));
+    let auth =
+        web::Data::new(Auth::new(keys, store.clone(), config.login_failures, config.accounts.registrations_per_hour));
     let (json, query, path) = http::extractor_configs(&limits);
     let admission = web::Data::new(Admission::new(&config.exposure, proxies.clone()));
     let proxies = web::Data::new(proxies);

@@ -25,8 +25,10 @@ pub const ACTOR_RESTARTS: &str = "parley_actor_restarts_total";
 pub const CONNECTIONS: &str = "parley_connections_total";
 /// Connections, sessions, requests and invitations refused by a limit of their client (label
 /// `limit`: `connections_per_address`, `body_timeout`, `sessions_per_user`,
-/// `sessions_per_address`, `group_invites`).
+/// `sessions_per_address`, `group_invites`, `registrations_per_address`).
 pub const REFUSED: &str = "parley_refused_total";
+/// Requests and sessions refused because their token was revoked (sign-out everywhere).
+pub const TOKENS_REVOKED: &str = "parley_tokens_revoked_total";
 /// WebSocket sessions opened.
 pub const SESSIONS_OPENED: &str = "parley_sessions_opened_total";
 /// Cluster events published to the broker, received from other nodes, and dropped unpublished

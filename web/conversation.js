@@ -263,7 +263,7 @@ export class ConversationView {
       return h(
         'li',
         { class: 'msg msg--system', 'data-id': message.id, 'data-seq': message.seq },
-        h('p', { class: 'msg-body' }, message.body),
+        h('p', { class: 'msg-body', dir: 'auto' }, message.body),
       );
     }
     const mine = message.sender_id === me.id;
@@ -281,7 +281,7 @@ export class ConversationView {
           { class: mine || conversation?.kind !== 'group' ? 'msg-sender visually-hidden' : 'msg-sender' },
           mine ? 'You' : sender,
         ),
-        h('p', { class: 'msg-body' }, message.body),
+        h('p', { class: 'msg-body', dir: 'auto' }, message.body),
         h(
           'span',
           { class: 'msg-meta' },
@@ -336,7 +336,7 @@ export class ConversationView {
           h(
             'div',
             { class: 'bubble' },
-            h('p', { class: 'msg-body' }, entry.body),
+            h('p', { class: 'msg-body', dir: 'auto' }, entry.body),
             h('span', { class: 'msg-meta' }, h('span', { class: 'msg-status', 'data-status': 'pending' })),
           ),
         );

@@ -1,5 +1,9 @@
 // dom.js: the few helpers the views share. Every piece of text goes into the page as a text node
 // (strings given to h() become Text nodes, never HTML), so user text can never become markup.
+// Nor can it hide what it is: bidirectional embeddings, overrides and isolates (U+202A-202E,
+// U+2066-2069) are shown as visible marks instead of reordering the text, so that a body like
+// "https://evil.example/" + U+202E + "gnp.exe" cannot pass for a link to a .png. The names and
+// bodies are also isolated from the text around them (style.css: unicode-bidi).
 
 /**
  * Creates an element: `h('button', {class: 'x', onclick: fn, 'aria-label': 'Close'}, 'text', child)`.
@@ -44,8 +48,15 @@ function append(el, children) {
     if (child === null || child === undefined || child === false) continue;
     if (Array.isArray(child)) append(el, child);
     else if (child instanceof Node) el.appendChild(child);
-    else el.appendChild(document.createTextNode(String(child)));
+    else el.appendChild(document.createTextNode(visibleText(String(child))));
   }
+}
+
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
+
+/** `text` with each bidirectional control replaced by a visible mark naming it: ⟦U+202E⟧. */
+export function visibleText(text) {
+  return text.replace(BIDI_CONTROLS, (c) => `⟦U+${c.codePointAt(0).toString(16).toUpperCase()}⟧`);
 }
 
 /** Replaces all children of `el`. */

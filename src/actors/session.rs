@@ -2,7 +2,8 @@
 //! frames into commands, and handles every command in one `match` (`WsSession::command`):
 //! writes go to the conversation's actor, reads (join, sync) to the Store, `presence:query` to
 //! Presence. It writes replies and events through its outgoing queue ([`super::outgoing`]). The
-//! token was checked at the upgrade; nothing here checks it again.
+//! token was checked at the upgrade; after that, the session only watches its expiry and, every
+//! `PARLEY_REVOCATION_CHECK_MS`, whether its user signed out everywhere (both close with 4001).
 //!
 //! Every session shares one [`SessionDeps`]: the handles it needs, built once by the server.
 
@@ -41,6 +42,8 @@ pub struct SessionDeps {
     pub limits: Arc<Limits>,
     /// Messages per second per user, shared with REST (`AppState::rate`).
     pub rate: Arc<RateLimiter>,
+    /// How often a session checks that its token was not revoked.
+    pub revocation_check: Duration,
 }
 
 /// How long a stopping session waits for the client to fall silent before it closes.
@@ -54,6 +57,8 @@ pub struct WsSession {
     id: SessionId,
     user: crate::protocol::User,
     expires_at: i64,
+    /// The token's `iat`, compared with the user's sign-out-everywhere time.
+    issued_at: Option<i64>,
     out: SessionHandle,
     deps: web::Data<SessionDeps>,
     last_heard: Instant,
@@ -72,7 +77,7 @@ pub struct WsSession {
 impl WsSession {
     pub fn new(
         user: crate::protocol::User,
-        expires_at: i64,
+        token: &crate::auth::AuthUser,
         out: SessionHandle,
         deps: web::Data<SessionDeps>,
         slots: Vec<Slot>,
@@ -81,7 +86,8 @@ impl WsSession {
         WsSession {
             id: out.id,
             user,
-            expires_at,
+            expires_at: token.expires_at,
+            issued_at: token.issued_at,
             out,
             deps,
             last_heard: Instant::now(),
@@ -312,6 +318,28 @@ async fn sync(deps: web::Data<SessionDeps>, user: UserId, data: SyncData) -> Res
     Ok(SyncAck { conversations })
 }
 
+impl WsSession {
+    /// Closes the session (4001, as at expiry) once its user has signed out everywhere. A
+    /// database that cannot answer keeps the session open: the next check asks again.
+    fn check_revocation(&mut self, ctx: &mut Context<Self>) {
+        let (store, user, issued_at) = (self.deps.store.clone(), self.user.id, self.issued_at);
+        // A task of its own, so that a session stopping meanwhile does not drop the database
+        // read half-way (see `AuthUser::from_request`).
+        let check =
+            actix_web::rt::spawn(async move { crate::auth::revocation::still_valid(&store, user, issued_at).await });
+        ctx.spawn(check.into_actor(self).map(|valid, act, ctx| {
+            match valid.map_err(|err| Error::Internal(err.to_string())).and_then(|v| v) {
+                Ok(true) => {}
+                Ok(false) => {
+                    crate::auth::revocation::revoked();
+                    act.close(close::TOKEN_EXPIRED, "token revoked", ctx);
+                }
+                Err(err) => log::warn!("session {}: revocation check: {err}", act.id),
+            }
+        }));
+    }
+}
+
 impl Actor for WsSession {
     type Context = Context<Self>;
 
@@ -332,6 +360,7 @@ impl Actor for WsSession {
         ctx.run_later(Duration::from_secs(left as u64), |act, ctx| {
             act.close(close::TOKEN_EXPIRED, "token expired", ctx)
         });
+        ctx.run_interval(self.deps.revocation_check, |act, ctx| act.check_revocation(ctx));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {

@@ -1,14 +1,18 @@
-//! Who is calling: tokens ([`tokens`]), built-in account passwords ([`password`]), and the
-//! [`AuthUser`] extractor that protects a handler by appearing among its arguments.
+//! Who is calling: tokens ([`tokens`]) and their revocation ([`revocation`]), built-in account
+//! passwords ([`password`]) and display names ([`display_name`]), the limits on guessing and
+//! registering ([`throttle`], [`registrations`]), and the [`AuthUser`] extractor that protects
+//! a handler by appearing among its arguments.
 
+pub mod admins;
+pub mod display_name;
 pub mod password;
+pub mod registrations;
+pub mod revocation;
 pub mod throttle;
 pub mod tokens;
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
 
 use actix_web::{FromRequest, HttpRequest, web};
 
@@ -18,17 +22,14 @@ use crate::types::UserId;
 
 pub use tokens::{Keys, Verified};
 
-/// How many verified user ids [`Auth`] remembers as existing before it starts over.
-const KNOWN_USERS_CAP: usize = 100_000;
-
-/// Token verification, plus the rule that a valid token's user exists (created on first use);
-/// and the throttle on password guessing.
+/// Token verification, plus the rules that a valid token's user exists (created on first use)
+/// and has not signed out everywhere since; the throttle on password guessing and the limit on
+/// registrations.
 pub struct Auth {
     pub keys: Keys,
     pub throttle: throttle::LoginThrottle,
+    pub registrations: registrations::RegistrationLimit,
     store: Store,
-    /// Users known to have a row: so that only a user's first request costs a lookup.
-    known: Mutex<HashSet<UserId>>,
 }
 
 /// The caller of a request or the owner of a WebSocket, as its valid token says.
@@ -37,35 +38,31 @@ pub struct AuthUser {
     pub id: UserId,
     pub admin: bool,
     pub expires_at: i64,
+    /// The token's `iat`, for the revocation checks of an open WebSocket.
+    pub issued_at: Option<i64>,
 }
 
 impl Auth {
-    pub fn new(keys: Keys, store: Store, free_login_failures: u32) -> Auth {
+    pub fn new(keys: Keys, store: Store, free_login_failures: u32, registrations_per_hour: u32) -> Auth {
         let throttle = throttle::LoginThrottle::new(free_login_failures);
-        Auth { keys, throttle, store, known: Mutex::new(HashSet::new()) }
+        let registrations = registrations::RegistrationLimit::new(registrations_per_hour);
+        Auth { keys, throttle, registrations, store }
     }
 
-    /// Verifies `token` and makes sure its user exists.
+    /// Verifies `token`, makes sure its user exists, and that the token was not revoked.
+    ///
+    /// One primary-key lookup per request: the revocation time is read each time (not cached),
+    /// so that a sign-out everywhere on any node holds on every node at once.
     pub async fn authenticate(&self, token: &str) -> Result<AuthUser> {
-        let Verified { user, name, admin, expires_at } = self.keys.verify(token)?;
-        if !self.is_known(user) {
-            self.store.ensure_user(user, name.as_deref()).await?;
-            self.remember(user);
+        let Verified { user, name, admin, expires_at, issued_at } = self.keys.verify(token)?;
+        let valid_after = match self.store.tokens_valid_after(user).await? {
+            Some(valid_after) => valid_after,
+            None => self.store.ensure_user(user, name.as_deref()).await.map(|_| None)?,
+        };
+        if revocation::is_revoked(valid_after, issued_at) {
+            return Err(revocation::revoked());
         }
-        Ok(AuthUser { id: user, admin, expires_at })
-    }
-
-    fn is_known(&self, user: UserId) -> bool {
-        self.known.lock().is_ok_and(|known| known.contains(&user))
-    }
-
-    fn remember(&self, user: UserId) {
-        if let Ok(mut known) = self.known.lock() {
-            if known.len() >= KNOWN_USERS_CAP {
-                known.clear();
-            }
-            known.insert(user);
-        }
+        Ok(AuthUser { id: user, admin, expires_at, issued_at })
     }
 }
 
@@ -86,7 +83,13 @@ impl FromRequest for AuthUser {
         Box::pin(async move {
             let auth = auth.ok_or_else(|| Error::Internal("Auth is not registered".into()))?;
             let token = token.ok_or_else(|| Error::Unauthorized("missing Authorization: Bearer token".into()))?;
-            auth.authenticate(&token).await
+            // In a task of its own, so that its database read always runs to the end: actix-web
+            // drops this future when another extractor of the handler fails first (a bad body),
+            // and diesel-async's SQLite connection cannot be dropped in the middle of a query
+            // (it blocks the thread to finish it, which panics on actix's runtime).
+            actix_web::rt::spawn(async move { auth.authenticate(&token).await })
+                .await
+                .map_err(|err| Error::Internal(format!("authentication task: {err}")))?
         })
     }
 }

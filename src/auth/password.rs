@@ -1,5 +1,9 @@
 //! Built-in accounts: what a username and a password may be, and Argon2id hashing.
 //!
+//! A password is refused when it is among the most guessable ones: the ranked lists (common
+//! passwords, words, names) and patterns of `zxcvbn`, Dropbox's estimator, which ships them
+//! in the crate; and when it is the username.
+//!
 //! Hashing is deliberately slow (tens of milliseconds), so callers run it on a blocking thread
 //! (`web::block`), never on a thread that serves connections.
 
@@ -19,10 +23,21 @@ pub fn normalize_username(raw: &str) -> Result<String> {
     Ok(name)
 }
 
-/// A password is 8 to 256 characters.
-pub fn check_password(password: &str) -> Result<()> {
+/// A password `zxcvbn` expects to guess within this many tries is too common: the top ten
+/// thousand or so of its lists, with their usual variations (capitals, digits appended, the
+/// username).
+const MIN_GUESSES: u64 = 10_000;
+
+/// A password is 8 to 256 characters, neither the username nor one of the most common ones.
+pub fn check_password(password: &str, username: &str) -> Result<()> {
     if !(8..=256).contains(&password.chars().count()) {
         return Err(Error::bad_request("a password is 8 to 256 characters"));
+    }
+    if password.eq_ignore_ascii_case(username) {
+        return Err(Error::bad_request("a password must not be the username"));
+    }
+    if zxcvbn::zxcvbn(password, &[username]).guesses() < MIN_GUESSES {
+        return Err(Error::bad_request("this password is too common: choose a longer or less usual one"));
     }
     Ok(())
 }
@@ -50,6 +65,16 @@ mod tests {
         for bad in ["ab", "a b", "émile", "x".repeat(33).as_str(), "semi;colon"] {
             assert!(normalize_username(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn common_passwords_and_the_username_are_refused() {
+        for common in ["password", "12345678", "password123", "Password1", "qwertyuiop", "iloveyou"] {
+            assert!(check_password(common, "ada").is_err(), "{common:?} should be refused");
+        }
+        assert!(check_password("ada.lovelace", "ada.lovelace").is_err());
+        assert!(check_password("ADA.LOVELACE", "ada.lovelace").is_err());
+        assert!(check_password("orchid-lantern-42", "ada").is_ok());
     }
 
     #[test]

@@ -1,10 +1,16 @@
-//! Slows down password guessing. After a few failed logins for one account, or more from one
-//! address, each further attempt must wait, twice as long each time up to a cap; the wait is
-//! answered at once as `rate_limited` with `retry_after_ms`, without checking the password. A
-//! successful login clears the account's record; records of quiet keys are forgotten.
+//! Slows down password guessing. After a few failed logins for one account *from one address*,
+//! or more from one address over all accounts, each further attempt must wait, twice as long
+//! each time up to a cap; the wait is answered at once as `rate_limited` with `retry_after_ms`,
+//! without checking the password. A successful login clears the record of that account at that
+//! address; records of quiet keys are forgotten.
 //!
-//! The address is the TCP peer. Behind a load balancer every client shares its address, which
-//! is why the address allows several times more failures than an account.
+//! There is no record of an account over all addresses on purpose: with one, anybody who knows
+//! a username could keep its owner locked out with one wrong guess per wait. An attacker's
+//! failures only hold up the attacker's address; the owner, from theirs, gets in.
+//!
+//! The address is the client's (`http::client_ip`: the TCP peer, or behind a trusted proxy the
+//! address it forwards). Behind a proxy that is not trusted every client shares its address,
+//! which is why the address allows several times more failures.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -29,7 +35,9 @@ pub struct LoginThrottle {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
-    Account(String),
+    /// One account, tried from one address (or from an unknown one).
+    AccountAt(String, Option<IpAddr>),
+    /// One address, over every account.
     Address(IpAddr),
 }
 
@@ -40,7 +48,8 @@ struct Record {
 }
 
 impl LoginThrottle {
-    /// `free_failures` failed logins per account go unpunished (four times as many per address).
+    /// `free_failures` failed logins per account and address go unpunished (four times as many
+    /// per address); the next attempt waits.
     pub fn new(free_failures: u32) -> Self {
         LoginThrottle { free_failures, records: Mutex::new(HashMap::new()) }
     }
@@ -65,7 +74,7 @@ impl LoginThrottle {
         }
         for key in keys(account, address) {
             let free = match key {
-                Key::Account(_) => self.free_failures,
+                Key::AccountAt(..) => self.free_failures,
                 Key::Address(_) => self.free_failures * ADDRESS_FACTOR,
             };
             let record = records.entry(key).or_insert(Record { failures: 0, blocked_until: now });
@@ -74,22 +83,23 @@ impl LoginThrottle {
                 record.failures = 0;
             }
             record.failures += 1;
-            if record.failures > free {
-                let doublings = (record.failures - free - 1).min(16);
+            // `free` failures are allowed; the attempt after the last of them waits.
+            if record.failures >= free {
+                let doublings = (record.failures - free).min(16);
                 record.blocked_until = now + (FIRST_WAIT * 2u32.pow(doublings)).min(LONGEST_WAIT);
             }
         }
     }
 
-    pub fn succeeded(&self, account: &str) {
+    pub fn succeeded(&self, account: &str, address: Option<IpAddr>) {
         if let Ok(mut records) = self.records.lock() {
-            records.remove(&Key::Account(account.to_string()));
+            records.remove(&Key::AccountAt(account.to_string(), address));
         }
     }
 }
 
 fn keys(account: &str, address: Option<IpAddr>) -> impl Iterator<Item = Key> {
-    std::iter::once(Key::Account(account.to_string())).chain(address.map(Key::Address))
+    std::iter::once(Key::AccountAt(account.to_string(), address)).chain(address.map(Key::Address))
 }
 
 #[cfg(test)]
@@ -104,23 +114,24 @@ mod tests {
             throttle.check("ada", Some(ip)).unwrap();
             throttle.failed("ada", Some(ip));
         }
-        throttle.check("ada", Some(ip)).unwrap();
-        throttle.failed("ada", Some(ip));
+        // Two failures allowed, so the third attempt waits.
         match throttle.check("ada", Some(ip)) {
             Err(Error::RateLimited { retry_after_ms }) => assert!((1..=1000).contains(&retry_after_ms)),
             other => panic!("expected rate_limited, got {other:?}"),
         }
         // Another account from the same address is not blocked yet (the address allows more).
         throttle.check("bob", Some(ip)).unwrap();
-        throttle.succeeded("ada");
-        throttle.check("ada", None).unwrap();
+        // Nor is the same account from another address.
+        throttle.check("ada", Some("10.0.0.9".parse().unwrap())).unwrap();
+        throttle.succeeded("ada", Some(ip));
+        throttle.check("ada", Some(ip)).unwrap();
     }
 
     #[test]
     fn an_address_that_tries_many_accounts_waits() {
         let throttle = LoginThrottle::new(1);
         let ip: IpAddr = "10.0.0.2".parse().unwrap();
-        for n in 0..=ADDRESS_FACTOR {
+        for n in 0..ADDRESS_FACTOR {
             throttle.failed(&format!("user{n}"), Some(ip));
         }
         assert!(throttle.check("someone-else", Some(ip)).is_err());

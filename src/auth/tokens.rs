@@ -1,7 +1,9 @@
 //! JWTs (PROTOCOL.md §1): issued as HS256 with the server's secret for built-in accounts, and
 //! verified as HS256 or, when a public key is configured, as that key's algorithm (RS256 or
 //! EdDSA). The algorithm comes from the key, never from the token: `alg: none` and every
-//! algorithm other than the configured ones are refused.
+//! algorithm other than the configured ones are refused. So is a header with `crit` (we
+//! understand no extension, and RFC 7515 §4.1.11 says a token naming one we do not understand
+//! is invalid), and a token that lives longer than `PARLEY_TOKEN_MAX_LIFETIME_SECS`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,6 +35,9 @@ pub struct Verified {
     pub admin: bool,
     /// Unix seconds; a WebSocket is closed with 4001 then.
     pub expires_at: i64,
+    /// Unix seconds (`iat`); `None` when the token does not say. Compared with the user's
+    /// sign-out-everywhere time (`auth::revocation`).
+    pub issued_at: Option<i64>,
 }
 
 pub struct Keys {
@@ -40,10 +45,18 @@ pub struct Keys {
     hs256: DecodingKey,
     public: Option<(Algorithm, DecodingKey)>,
     ttl_secs: i64,
+    max_lifetime_secs: i64,
 }
 
 impl Keys {
-    pub fn new(secret: &str, public_key: Option<&Path>, ttl_secs: u64) -> Result<Keys> {
+    /// `ttl_secs`: the lifetime of the tokens issued here; `max_lifetime_secs`: the longest
+    /// accepted (it cannot be shorter than the first, or our own tokens would be refused).
+    pub fn new(secret: &str, public_key: Option<&Path>, ttl_secs: u64, max_lifetime_secs: u64) -> Result<Keys> {
+        if ttl_secs > max_lifetime_secs {
+            return Err(Error::bad_request(format!(
+                "PARLEY_TOKEN_TTL_SECS ({ttl_secs}) is longer than PARLEY_TOKEN_MAX_LIFETIME_SECS ({max_lifetime_secs})"
+            )));
+        }
         let public = match public_key {
             None => None,
             Some(path) => Some(read_public_key(path)?),
@@ -53,16 +66,20 @@ impl Keys {
             hs256: DecodingKey::from_secret(secret.as_bytes()),
             public,
             ttl_secs: i64::try_from(ttl_secs).unwrap_or(i64::MAX),
+            max_lifetime_secs: i64::try_from(max_lifetime_secs).unwrap_or(i64::MAX),
         })
     }
 
-    /// A token for a built-in account.
-    pub fn issue(&self, user: UserId, name: &str, admin: bool) -> Result<String> {
+    /// A token for a built-in account. `not_before` is the account's sign-out-everywhere time
+    /// (unix seconds): a token issued in that same second says it was issued then, so that it
+    /// is not mistaken for one of those signed out.
+    pub fn issue(&self, user: UserId, name: &str, admin: bool, not_before: Option<i64>) -> Result<String> {
         let now = chrono::Utc::now().timestamp();
+        let issued = not_before.map_or(now, |t| now.max(t));
         let claims = Claims {
             sub: user.to_string(),
             exp: now.saturating_add(self.ttl_secs),
-            iat: Some(now),
+            iat: Some(issued),
             name: Some(name.to_string()),
             role: admin.then(|| "admin".to_string()),
         };
@@ -73,6 +90,11 @@ impl Keys {
     pub fn verify(&self, token: &str) -> Result<Verified> {
         let unauthorized = |why: &str| Error::Unauthorized(format!("invalid token: {why}"));
         let header = jsonwebtoken::decode_header(token).map_err(|_| unauthorized("malformed"))?;
+        // `crit` lists extensions the token's reader must understand; this server understands
+        // none (and an empty list is not allowed either), so any `crit` makes the token invalid.
+        if header.crit.is_some() {
+            return Err(unauthorized("crit names an extension this server does not understand"));
+        }
         let key = match (&self.public, header.alg) {
             (_, Algorithm::HS256) => &self.hs256,
             (Some((alg, key)), used) if *alg == used => key,
@@ -97,13 +119,19 @@ impl Keys {
             }
         })?;
         let claims = data.claims;
+        let now = chrono::Utc::now().timestamp();
+        let lifetime = claims.exp.saturating_sub(claims.iat.map_or(now, |iat| iat.min(now)));
+        if lifetime > self.max_lifetime_secs {
+            return Err(unauthorized("lives longer than this server accepts"));
+        }
         let user = claims.sub.parse().map_err(|_| unauthorized("sub is not a UUID"))?;
         Ok(Verified {
             user,
-            // A name the database cannot store is cleaned, not a reason to refuse a valid token.
-            name: claims.name.map(|n| n.replace('\0', "")).filter(|n| !n.trim().is_empty()),
+            // A name that could disguise itself is cleaned, not a reason to refuse a valid token.
+            name: claims.name.as_deref().and_then(super::display_name::clean),
             admin: claims.role.as_deref() == Some("admin"),
             expires_at: claims.exp,
+            issued_at: claims.iat,
         })
     }
 }
@@ -170,9 +198,9 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify_and_carry_the_role() {
-        let keys = Keys::new("a test secret of some length", None, 60).unwrap();
+        let keys = Keys::new("a test secret of some length", None, 60, 60).unwrap();
         let user = UserId(uuid::Uuid::new_v4());
-        let verified = keys.verify(&keys.issue(user, "Ada", true).unwrap()).unwrap();
+        let verified = keys.verify(&keys.issue(user, "Ada", true, None).unwrap()).unwrap();
         assert_eq!(verified.user, user);
         assert!(verified.admin);
         assert_eq!(verified.name.as_deref(), Some("Ada"));
@@ -180,9 +208,9 @@ mod tests {
 
     #[test]
     fn other_secrets_and_garbage_are_refused() {
-        let keys = Keys::new("a test secret of some length", None, 60).unwrap();
-        let other = Keys::new("another secret entirely", None, 60).unwrap();
-        let token = other.issue(UserId(uuid::Uuid::new_v4()), "x", false).unwrap();
+        let keys = Keys::new("a test secret of some length", None, 60, 60).unwrap();
+        let other = Keys::new("another secret entirely", None, 60, 60).unwrap();
+        let token = other.issue(UserId(uuid::Uuid::new_v4()), "x", false, None).unwrap();
         assert!(matches!(keys.verify(&token), Err(Error::Unauthorized(_))));
         assert!(matches!(keys.verify("garbage"), Err(Error::Unauthorized(_))));
     }

@@ -1,4 +1,5 @@
-//! Admin inspection of this node's actors (docs/PROTOCOL.md §5): admin tokens only.
+//! Admin inspection of this node's actors, and signing a user out everywhere
+//! (docs/PROTOCOL.md §5): admin tokens only.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -6,9 +7,9 @@ use serde_json::json;
 use crate::actors::conversation::{InjectFault, Inspect};
 use crate::actors::presence;
 use crate::app::AppState;
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, revocation};
 use crate::error::{Error, Result};
-use crate::types::ConversationId;
+use crate::types::{ConversationId, UserId};
 
 /// GET /api/admin/actors → the live actors of this node
 pub async fn actors(app: web::Data<AppState>, caller: AuthUser) -> Result<HttpResponse> {
@@ -49,4 +50,17 @@ pub async fn fault(app: web::Data<AppState>, caller: AuthUser, id: web::Path<Con
     // The answer is the fault itself (an internal error); what matters is that it happened.
     let _ = actor.send(InjectFault).await;
     Ok(HttpResponse::Accepted().json(json!({ "fault": "injected" })))
+}
+
+/// POST /api/admin/users/{id}/logout-everywhere → 204: every token of that user issued until
+/// now stops working (their open WebSockets close with 4001); 404 when there is no such user
+pub async fn logout_everywhere(
+    app: web::Data<AppState>,
+    caller: AuthUser,
+    id: web::Path<UserId>,
+) -> Result<HttpResponse> {
+    caller.require_admin()?;
+    revocation::revoke(&app.store, *id).await?;
+    log::info!("admin {} signed user {} out everywhere", caller.id, *id);
+    Ok(HttpResponse::NoContent().finish())
 }

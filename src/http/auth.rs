@@ -1,4 +1,5 @@
-//! Built-in accounts: `POST /api/auth/register` and `POST /api/auth/login` (PROTOCOL.md §1).
+//! Built-in accounts: `POST /api/auth/register`, `POST /api/auth/login` and
+//! `POST /api/auth/logout-everywhere` (PROTOCOL.md §1).
 
 use std::sync::LazyLock;
 
@@ -6,8 +7,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
-use crate::auth::{Auth, password};
+use crate::auth::{Auth, AuthUser, admins, display_name, password, revocation};
 use crate::error::{Error, Result};
+use crate::http::client_ip::{TrustedProxies, client_ip};
 use crate::protocol::User;
 use crate::store::UserRow;
 use crate::types::{Timestamp, UserId};
@@ -33,28 +35,26 @@ struct Session {
     user: User,
 }
 
-/// The longest display name, in characters.
-const MAX_DISPLAY_NAME: usize = 64;
-
-/// POST /api/auth/register → 201 {token, user}
+/// POST /api/auth/register → 201 {token, user}; 403 for a name of PARLEY_ADMIN_USERS; 429 past
+/// PARLEY_REGISTRATIONS_PER_HOUR from one address
 pub async fn register(
+    req: HttpRequest,
     app: web::Data<AppState>,
     auth: web::Data<Auth>,
+    proxies: web::Data<TrustedProxies>,
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse> {
     let body = body.into_inner();
     let username = password::normalize_username(&body.username)?;
-    password::check_password(&body.password)?;
-    let display_name = match body.display_name.as_deref().map(str::trim) {
-        None | Some("") => username.clone(),
-        Some(name) if name.chars().count() > MAX_DISPLAY_NAME => {
-            return Err(Error::bad_request(format!("a display name is at most {MAX_DISPLAY_NAME} characters")));
-        }
-        Some(name) => {
-            crate::protocol::check_text("display_name", name)?;
-            name.to_string()
-        }
+    if admins::is_admin_name(&app.admin_users, &username) {
+        return Err(Error::Forbidden("this username is reserved: its account is made by the operator".into()));
+    }
+    password::check_password(&body.password, &username)?;
+    let display_name = match body.display_name.as_deref().map(display_name::check).transpose()?.flatten() {
+        None => username.clone(),
+        Some(name) => name,
     };
+    auth.registrations.take(Some(client_ip(&req, &proxies)))?;
     let hash = blocking(move || password::hash(&body.password)).await?;
     let row = UserRow {
         id: UserId(uuid::Uuid::new_v4()),
@@ -66,7 +66,7 @@ pub async fn register(
     };
     app.store.create_user(&row).await?;
     log::info!("registered user {}", row.id);
-    Ok(HttpResponse::Created().json(session_for(&app, &auth, &row)?))
+    Ok(HttpResponse::Created().json(session_for(&app, &auth, &row).await?))
 }
 
 /// POST /api/auth/login → 200 {token, user}; the same 401 for an unknown user and a wrong
@@ -75,13 +75,14 @@ pub async fn login(
     req: HttpRequest,
     app: web::Data<AppState>,
     auth: web::Data<Auth>,
+    proxies: web::Data<TrustedProxies>,
     body: web::Json<LoginBody>,
 ) -> Result<HttpResponse> {
     // A hash to check against when there is no user, so that both failures take as long.
     static DECOY: LazyLock<String> = LazyLock::new(|| password::hash("decoy password").unwrap_or_default());
     let body = body.into_inner();
     let account = body.username.to_ascii_lowercase();
-    let address = req.peer_addr().map(|a| a.ip());
+    let address = Some(client_ip(&req, &proxies));
     auth.throttle.check(&account, address)?;
     let row = match password::normalize_username(&body.username) {
         Ok(username) => app.store.user_by_username(&username).await?,
@@ -91,8 +92,8 @@ pub async fn login(
     let matches = blocking(move || Ok(password::verify(&body.password, hash.as_deref().unwrap_or(&DECOY)))).await?;
     match row {
         Some(row) if matches && row.password_hash.is_some() => {
-            auth.throttle.succeeded(&account);
-            Ok(HttpResponse::Ok().json(session_for(&app, &auth, &row)?))
+            auth.throttle.succeeded(&account, address);
+            Ok(HttpResponse::Ok().json(session_for(&app, &auth, &row).await?))
         }
         _ => {
             auth.throttle.failed(&account, address);
@@ -101,9 +102,18 @@ pub async fn login(
     }
 }
 
-fn session_for(app: &AppState, auth: &Auth, row: &UserRow) -> Result<Session> {
-    let admin = app.admin_users.iter().any(|a| a.eq_ignore_ascii_case(&row.username));
-    Ok(Session { token: auth.keys.issue(row.id, &row.display_name, admin)?, user: row.to_user() })
+/// POST /api/auth/logout-everywhere → 204: every token of the caller issued until now stops
+/// working, this one included (open WebSockets close with 4001).
+pub async fn logout_everywhere(app: web::Data<AppState>, caller: AuthUser) -> Result<HttpResponse> {
+    revocation::revoke(&app.store, caller.id).await?;
+    log::info!("user {} signed out everywhere", caller.id);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn session_for(app: &AppState, auth: &Auth, row: &UserRow) -> Result<Session> {
+    let admin = admins::is_admin_name(&app.admin_users, &row.username);
+    let not_before = app.store.tokens_valid_after(row.id).await?.flatten().map(revocation::as_secs);
+    Ok(Session { token: auth.keys.issue(row.id, &row.display_name, admin, not_before)?, user: row.to_user() })
 }
 
 /// Runs slow, CPU-bound work (Argon2) on the blocking pool, off the threads that serve sockets.

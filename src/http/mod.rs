@@ -40,6 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, cors: actix_cors::Cors) {
                 .route("/info", web::get().to(health::info))
                 .route("/auth/register", web::post().to(auth::register))
                 .route("/auth/login", web::post().to(auth::login))
+                .route("/auth/logout-everywhere", web::post().to(auth::logout_everywhere))
                 .route("/me", web::get().to(users::me))
                 .route("/users", web::get().to(users::search))
                 .route("/users/{id}", web::get().to(users::get))
@@ -54,7 +55,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, cors: actix_cors::Cors) {
                 .route("/conversations/{id}/unread", web::post().to(messages::unread))
                 .route("/admin/actors", web::get().to(admin::actors))
                 .route("/admin/actors/conversations/{id}", web::get().to(admin::conversation))
-                .route("/admin/actors/conversations/{id}/fault", web::post().to(admin::fault)),
+                .route("/admin/actors/conversations/{id}/fault", web::post().to(admin::fault))
+                .route("/admin/users/{id}/logout-everywhere", web::post().to(admin::logout_everywhere)),
         )
         .default_service(web::to(not_found));
 }

@@ -56,7 +56,7 @@ pub async fn upgrade(
     let deps = deps.clone();
     WsSession::create(move |ctx| {
         ctx.add_stream(stream);
-        WsSession::new(user, caller.expires_at, out, deps, slots)
+        WsSession::new(user, &caller, out, deps, slots)
     });
     Ok(response)
 }

@@ -13,6 +13,7 @@ diesel::table! {
         password_hash -> Nullable<Text>,
         created_at -> TimePoint,
         last_seen_at -> Nullable<TimePoint>,
+        tokens_valid_after -> Nullable<TimePoint>,
     }
 }
 

@@ -72,6 +72,23 @@ impl Store {
         })
     }
 
+    /// The user's sign-out-everywhere time: `None` when there is no such user, `Some(None)`
+    /// when none of their tokens was ever revoked.
+    pub async fn tokens_valid_after(&self, id: UserId) -> Result<Option<Option<Timestamp>>> {
+        with_conn!(self, |conn| {
+            Ok(users::table.find(id).select(users::tokens_valid_after).first(conn).await.optional()?)
+        })
+    }
+
+    /// Revokes every token of `id` issued before `at`. `NotFound` when there is no such user.
+    pub async fn set_tokens_valid_after(&self, id: UserId, at: Timestamp) -> Result<()> {
+        with_conn!(self, |conn| {
+            let updated =
+                diesel::update(users::table.find(id)).set(users::tokens_valid_after.eq(at)).execute(conn).await?;
+            if updated == 0 { Err(Error::NotFound("no such user".into())) } else { Ok(()) }
+        })
+    }
+
     /// Directory search: `query` anywhere in the username or display name, case-insensitive.
     pub async fn search_users(&self, query: &str, limit: i64) -> Result<Vec<UserRow>> {
         let pattern = format!("%{}%", escape_like(&query.to_lowercase()));

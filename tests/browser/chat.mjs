@@ -3,7 +3,8 @@
 //   node tests/browser/chat.mjs http://127.0.0.1:PORT
 //
 // tests/it/web_client.rs starts a fresh server and runs this; it can also run against any server whose
-// PARLEY_ADMIN_USERS includes "admin" and that has none of the users below yet. Each step waits
+// PARLEY_ADMIN_USERS includes "admin", whose account (PARLEY_ADMIN_PASSWORD_HASH) has the password
+// below, and that has none of the other users below yet. Each step waits
 // for what a person would see (selectors and text, with timeouts), never for a fixed time.
 // Screenshots go to PARLEY_SCREENSHOTS_DIR (default: target/browser-screenshots); the README's
 // are made with PARLEY_SCREENSHOTS_DIR=docs/screenshots.
@@ -24,7 +25,7 @@ mkdirSync(shots, { recursive: true });
 const executablePath = process.env.PARLEY_CHROMIUM || '/usr/bin/chromium';
 
 const WAIT = 10_000; // for anything a person would see
-const PASSWORD = 'correct horse battery';
+const PASSWORD = 'orchid-lantern-42'; // the test harness's, which its admin account has too
 const HTML = '<b>bold</b><img src=x onerror=alert(1)>';
 const AWAY = ['Lunch at noon?', 'The usual place', 'Tell me when you are back'];
 
@@ -233,6 +234,8 @@ async function main() {
   await nav(alice.page, 'People').click();
   await alice.page.getByLabel('Search people').fill('bob');
   await alice.page.locator('#people-results .person').filter({ hasText: '@bob' }).waitFor();
+  // Before the search answers, the list shows everyone (the admin account too).
+  await alice.page.locator('#people-count', { hasText: exactly('1 person') }).waitFor();
   check((await alice.page.locator('#people-results .person').count()) === 1, 'the search for "bob" finds only Bob');
   await shot(alice.page, 'directory');
   await alice.page.getByRole('button', { name: 'Contact Bob Builder' }).click();
@@ -428,12 +431,9 @@ async function main() {
   await bob.page.getByRole('button', { name: 'Close' }).click();
 
   step('history: older pages load as Alice scrolls up');
-  const admin = await api('POST', '/api/auth/register', {
-    username: 'admin',
-    password: PASSWORD,
-    display_name: 'Ada Admin',
-  });
-  check(admin.status === 201, `register admin: ${admin.status}`);
+  // The admin account is made by the server at start (admin names cannot be registered).
+  const admin = await api('POST', '/api/auth/login', { username: 'admin', password: PASSWORD });
+  check(admin.status === 200, `sign in as admin: ${admin.status}`);
   const aliceId = await alice.page.evaluate(() => window.parley.store.me.id);
   const long = await api('POST', '/api/conversations', { kind: 'direct', user_id: aliceId }, admin.body.token);
   for (let n = 1; n <= 70; n++) {
@@ -502,6 +502,10 @@ async function main() {
     return { id: el.id, outline: getComputedStyle(el).outlineStyle };
   });
   check(ring.id === 'composer-input' && ring.outline !== 'none', `focus ring on the composer: ${JSON.stringify(ring)}`);
+
+  step('a right-to-left override in a message is shown as a mark, not obeyed');
+  await send(alice.page, 'https://evil.example/\u202Egnp.exe');
+  await seesOnce(alice.page, 'https://evil.example/⟦U+202E⟧gnp.exe');
 
   step('Bob signs out');
   await bob.page.getByRole('button', { name: 'Sign out' }).click();

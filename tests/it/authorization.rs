@@ -244,13 +244,13 @@ async fn admin_role_opens_the_admin_endpoints(backend: Backend) {
     assert_error(&server.get(Some(&alice), "/api/admin/actors").await, 403, "forbidden");
     assert_error(&server.get(None, "/api/admin/actors").await, 401, "unauthorized");
 
-    // The built-in account named in admin_users gets an admin token, at registration and login.
+    // The built-in account named in admin_users (made at start) gets an admin token.
     assert_eq!(server.config.admin_users, ["admin"]);
-    let admin = server.user("admin").await;
+    let admin = server.sign_in("admin").await;
     assert_eq!(claims_of(&admin.token)["role"], "admin");
     let (status, actors) = server.get(Some(&admin), "/api/admin/actors").await;
     assert_eq!(status, 200, "{actors}");
-    let (status, body) = login(&server, "admin", "password123").await;
+    let (status, body) = login(&server, "admin", "orchid-lantern-42").await;
     assert_eq!(status, 200, "{body}");
     let login_token = body["token"].as_str().expect("token");
     assert_eq!(claims_of(login_token)["role"], "admin");
@@ -276,7 +276,7 @@ async fn admin_endpoints_need_the_admin_role(backend: Backend) {
     // An admin token from the identity system, and a built-in admin account.
     let (status, _) = server.get(Some(&admin()), one.as_str()).await;
     assert_eq!(status, 200);
-    let root = server.user("admin").await;
+    let root = server.sign_in("admin").await;
     let (status, _) = server.get(Some(&root), "/api/admin/actors").await;
     assert_eq!(status, 200);
     server.stop().await;

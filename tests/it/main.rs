@@ -9,6 +9,12 @@
 //!
 //! Accounts and access
 //! - `accounts`: registration, usernames, passwords, login and its throttle.
+//! - `admin_names`: the admin names cannot be registered; their accounts come from a setting.
+//! - `registration_limit`: registrations per address per hour.
+//! - `weak_passwords`, `display_names`: what a password and a display name may not be.
+//! - `login_lockout`: the login throttle holds up the guessing address, not the account.
+//! - `token_rules`: `crit` headers and the longest lifetime of a token.
+//! - `sign_out_everywhere`: revoking every token of a user, by the user or an admin.
 //! - `tokens`: bearer tokens on REST and the WebSocket, expiry, identity-system tokens.
 //! - `authorization`: who may touch a conversation, and the admin role.
 //! - `connection_limits`: a body that never comes is timed out; connections per address.
@@ -53,6 +59,7 @@
 mod common;
 
 mod accounts;
+mod admin_names;
 mod authorization;
 mod bench;
 mod cluster;
@@ -61,6 +68,7 @@ mod conversation_actors;
 mod conversation_list;
 mod conversations;
 mod crash_and_outage;
+mod display_names;
 mod frames;
 mod graceful_stop;
 mod group_invites;
@@ -68,6 +76,7 @@ mod join_and_leave;
 mod layers;
 mod limits;
 mod load_shedding;
+mod login_lockout;
 mod logs;
 mod membership;
 mod messages;
@@ -79,11 +88,15 @@ mod presence_audience;
 mod random_input;
 mod read_and_unread;
 mod reconnect;
+mod registration_limit;
 mod security_headers;
 mod session_limits;
 mod sessions;
+mod sign_out_everywhere;
 mod slow_consumers;
 mod startup;
+mod token_rules;
 mod tokens;
 mod typing;
+mod weak_passwords;
 mod web_client;

@@ -44,7 +44,7 @@ async fn sqlite_keeps_its_generated_secret_across_restarts() {
     let url = |addr: std::net::SocketAddr, path: &str| format!("http://{addr}{path}");
     let mut registered = client
         .post(url(first.addr, "/api/auth/register"))
-        .send_json(&json!({"username": "keeper", "password": "password123"}))
+        .send_json(&json!({"username": "keeper", "password": "orchid-lantern-42"}))
         .await
         .unwrap();
     assert_eq!(registered.status(), 201);

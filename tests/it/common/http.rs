@@ -95,16 +95,20 @@ impl Http {
         (response.status().as_u16(), bytes.to_vec())
     }
 
-    /// Registers `username` (password "password123").
+    /// Registers `username` (password "orchid-lantern-42").
     pub async fn user(&self, username: &str) -> TestUser {
         let (status, body) =
-            self.post(None, "/api/auth/register", json!({"username": username, "password": "password123"})).await;
+            self.post(None, "/api/auth/register", json!({"username": username, "password": super::PASSWORD})).await;
         assert_eq!(status, 201, "register {username}: {body}");
-        TestUser {
-            id: body["user"]["id"].as_str().expect("user id").to_string(),
-            username: body["user"]["username"].as_str().expect("username").to_string(),
-            token: body["token"].as_str().expect("token").to_string(),
-        }
+        TestUser::from_session(&body)
+    }
+
+    /// Signs in an account that exists (the admin, made at start), with the test password.
+    pub async fn sign_in(&self, username: &str) -> TestUser {
+        let (status, body) =
+            self.post(None, "/api/auth/login", json!({"username": username, "password": super::PASSWORD})).await;
+        assert_eq!(status, 200, "login {username}: {body}");
+        TestUser::from_session(&body)
     }
 
     /// Gets or creates the direct conversation of `a` and `b`; returns its id.

@@ -39,6 +39,14 @@ use serde_json::Value;
 
 /// The secret test servers sign tokens with; tests sign their own tokens with it too.
 pub const SECRET: &str = "parley-test-secret-0123456789";
+/// The password of every test account (not a common one: those are refused).
+pub const PASSWORD: &str = "orchid-lantern-42";
+
+/// The Argon2 hash of [`PASSWORD`], for `PARLEY_ADMIN_PASSWORD_HASH` (made once: it is slow).
+pub fn admin_password_hash() -> String {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| parley::auth::password::hash(PASSWORD).expect("hash")).clone()
+}
 /// How long a test waits for something it expects before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -115,6 +123,9 @@ impl TestServer {
         config.jwt_secret = Some(SECRET.into());
         config.jwt_public_key = None;
         config.admin_users = vec!["admin".into()];
+        config.accounts.admin_password_hash = Some(admin_password_hash());
+        // Every test user registers from 127.0.0.1; `account_limits` tests the limit itself.
+        config.accounts.registrations_per_hour = 1_000_000;
         config.workers = Some(2);
         config.conversation_threads = Some(2);
         config.db_pool_size = 8;
@@ -182,6 +193,17 @@ pub struct TestUser {
 }
 
 /// A signed token for `sub`, as an identity system would issue it (HS256 with the test secret).
+impl TestUser {
+    /// The user of a `{token, user}` answer (registration, login).
+    pub fn from_session(body: &Value) -> TestUser {
+        TestUser {
+            id: body["user"]["id"].as_str().expect("user id").to_string(),
+            username: body["user"]["username"].as_str().expect("username").to_string(),
+            token: body["token"].as_str().expect("token").to_string(),
+        }
+    }
+}
+
 pub fn token_for(claims: Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),

@@ -50,6 +50,8 @@ impl ServerProcess {
             .env("PARLEY_DATABASE_URL", database_url)
             .env("PARLEY_JWT_SECRET", SECRET)
             .env("PARLEY_ADMIN_USERS", "admin")
+            .env("PARLEY_ADMIN_PASSWORD_HASH", super::admin_password_hash())
+            .env("PARLEY_REGISTRATIONS_PER_HOUR", "1000000")
             .env("PARLEY_WORKERS", "2")
             .env("PARLEY_CONVERSATION_THREADS", "2")
             .env("PARLEY_DB_POOL_SIZE", "8");
