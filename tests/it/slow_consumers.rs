@@ -18,7 +18,7 @@ backends!(
 const LARGE_CHARS: usize = 16_000;
 
 /// Rounds of a slow client coming, being cut off and going.
-const ROUNDS: usize = 4;
+const ROUNDS: usize = 5;
 
 /// Alice sends one large message: acked, with the next seq.
 async fn send_large(a: &mut Ws, conversation: &str, body: &str, seq: &mut i64) {
@@ -186,14 +186,17 @@ async fn a_slow_consumer_is_disconnected_and_its_memory_released(backend: Backen
     );
     assert!(during > before + 4 * 1024, "a slow client's queue holds memory while it lasts: {before} → {during} KiB");
     // Released means reused: the allocator keeps what a slow client's queue held (RSS does not
-    // fall back, and a later burst may raise its high-water mark a little), but the next slow
-    // client reuses it (seen: up to 14 MiB more after the second round than after the first,
-    // then flat). A leaked queue (256 frames of 64 kB, 16 MiB) would add 16 MiB a round: 48 MiB
-    // over the three rounds after the first, twice the bound.
-    let (first, last) = (after_round[0], after_round[ROUNDS - 1]);
+    // fall back, and a later burst may raise its high-water mark), but the next slow client
+    // reuses it. The first two rounds settle the allocator's arenas (seen: up to 14 MiB more
+    // after the second round than after the first, and once, with the whole suite running
+    // beside it, 27 MiB over three rounds), so growth is measured from the second round on:
+    // seen up to 12 MiB. A leaked queue (256 frames of 64 kB, 16 MiB) would add 16 MiB a round:
+    // 48 MiB over the last three rounds, twice the bound.
+    let (settled, last) = (after_round[1], after_round[ROUNDS - 1]);
     assert!(
-        last < first + 24 * 1024,
-        "memory grew from round to round: {first} KiB after the first slow client, {last} KiB after the last"
+        last < settled + 24 * 1024,
+        "memory grew from round to round: {settled} KiB after the second slow client, {last} KiB after the last \
+         (each round: {after_round:?} KiB)"
     );
     a.close().await;
 }
