@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::common::db::{host_port, pg_url};
-use crate::common::process::{ServerProcess, UNLIMITED};
+use crate::common::process::{ServerProcess, UNLIMITED, resend};
 use crate::common::*;
 
 backends!(acked_messages_survive_a_crash_and_retries_do_not_duplicate,);
@@ -234,15 +234,7 @@ async fn database_outage(admin_url: &str) {
     // The retries of everything not acked are acked; so is a new send, with the next seq, and
     // Bob's session, open all along, gets it live.
     for (client_id, user) in &unacked {
-        let message = if user.id == alice.id {
-            let data = json!({"conversation_id": conversation, "body": client_id, "client_id": client_id});
-            a.ack("message:send", data).await["message"].clone()
-        } else {
-            let (status, message) =
-                http.post(Some(user), &messages, json!({"body": client_id, "client_id": client_id})).await;
-            assert_eq!(status, 201, "retry of {client_id}: {message}");
-            message
-        };
+        let message = resend(&mut a, &http, &alice, user, &conversation, client_id).await;
         acked.push(message);
     }
     let next =

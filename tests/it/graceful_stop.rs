@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::process::{ServerProcess, UNLIMITED};
+use crate::common::process::{ServerProcess, UNLIMITED, resend};
 use crate::common::*;
 
 backends!(
@@ -220,15 +220,7 @@ async fn sigterm_answers_every_send_in_flight_closes_sessions_with_1012_and_exit
     // The clients retry what got an error, with the same client_id: each is stored once.
     let mut a = Ws::open(&server.ws_base(), &alice).await;
     for (client_id, user) in &retry {
-        let message = if user.id == alice.id {
-            let data = json!({"conversation_id": conversation, "body": client_id, "client_id": client_id});
-            a.ack("message:send", data).await["message"].clone()
-        } else {
-            let (status, message) =
-                http.post(Some(user), &messages, json!({"body": client_id, "client_id": client_id})).await;
-            assert_eq!(status, 201, "retry of {client_id}: {message}");
-            message
-        };
+        let message = resend(&mut a, &http, &alice, user, &conversation, client_id).await;
         if let Some(first) = stored.get(client_id) {
             assert_eq!(&message, first, "{client_id} had been stored: the retry returns it");
         }

@@ -7,11 +7,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use awc::http::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::db::FreshDatabase;
 use super::http::Http;
-use super::{PATIENCE, SECRET};
+use super::ws::Ws;
+use super::{PATIENCE, SECRET, TestUser};
 
 /// No rate limit: for the tests that send as fast as they can.
 pub const UNLIMITED: [(&str, &str); 2] = [("PARLEY_RATE_PER_SEC", "100000"), ("PARLEY_RATE_BURST", "100000")];
@@ -150,4 +151,24 @@ impl Drop for ServerProcess {
             eprintln!("{}", self.log_tail());
         }
     }
+}
+
+/// Sends `client_id` again, as its own body, the way its first try went: over Alice's socket `a`
+/// when `user` is Alice, otherwise over REST. Answers the message the server acknowledged.
+pub async fn resend(
+    a: &mut Ws,
+    http: &Http,
+    alice: &TestUser,
+    user: &TestUser,
+    conversation: &str,
+    client_id: &str,
+) -> Value {
+    if user.id == alice.id {
+        let data = json!({"conversation_id": conversation, "body": client_id, "client_id": client_id});
+        return a.ack("message:send", data).await["message"].clone();
+    }
+    let path = format!("/api/conversations/{conversation}/messages");
+    let (status, message) = http.post(Some(user), &path, json!({"body": client_id, "client_id": client_id})).await;
+    assert_eq!(status, 201, "retry of {client_id}: {message}");
+    message
 }
