@@ -87,6 +87,9 @@ pub struct Config {
     #[command(flatten)]
     pub accounts: AccountConfig,
 
+    #[command(flatten)]
+    pub files: FileConfig,
+
     /// Test-only fault injection (`POST /api/admin/actors/conversations/{id}/fault`). Not a flag:
     /// only code that builds a `Config` itself (the tests) can turn it on.
     #[arg(skip)]
@@ -107,6 +110,10 @@ pub struct Limits {
     /// Longest message body, in characters.
     #[arg(long, env = "PARLEY_MAX_MESSAGE_CHARS", default_value_t = 4_000)]
     pub max_message_chars: usize,
+
+    /// Most attachments on one message.
+    #[arg(long, env = "PARLEY_MAX_ATTACHMENTS_PER_MESSAGE", default_value_t = 5)]
+    pub max_attachments_per_message: usize,
 
     /// Sustained messages per second per user.
     #[arg(long, env = "PARLEY_RATE_PER_SEC", default_value_t = 20.0)]
@@ -268,6 +275,59 @@ pub struct AccountConfig {
     /// everywhere), in milliseconds. REST checks on every request.
     #[arg(long, env = "PARLEY_REVOCATION_CHECK_MS", default_value_t = 30_000)]
     pub revocation_check_ms: u64,
+}
+
+/// Attachments (docs/PROTOCOL.md §2.10; docs/SECURITY.md, "Files"): where files are kept, and
+/// what an upload may be.
+#[derive(Args, Debug, Clone)]
+pub struct FileConfig {
+    /// Where files are kept: a directory (`./files`, `file:///var/lib/parley/files`) or an
+    /// S3-compatible bucket (`s3://BUCKET[/PREFIX][?endpoint=URL&region=R]`, credentials from the
+    /// AWS_* variables). Default: a directory beside the SQLite file (`parley.db.files`); on
+    /// PostgreSQL, `parley-files` in the working directory (use S3 for several nodes).
+    #[arg(long, env = "PARLEY_STORAGE_URL")]
+    pub storage_url: Option<String>,
+
+    /// Largest file, in bytes (more: 413 `payload_too_large`).
+    #[arg(long, env = "PARLEY_MAX_ATTACHMENT_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_attachment_bytes: u64,
+
+    /// Bytes of files one user may keep (sent or waiting to be sent; more: 413 `quota_exceeded`).
+    #[arg(long, env = "PARLEY_ATTACHMENT_QUOTA_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub quota_bytes: u64,
+
+    /// Types accepted, decided from the bytes: families (`image`, `pdf`, `office`, `text`) and/or
+    /// MIME types, comma-separated. HTML and SVG are never accepted.
+    #[arg(long, env = "PARLEY_ATTACHMENT_TYPES", default_value = "image,pdf,office,text")]
+    pub types: String,
+
+    /// Remove location and camera metadata (Exif, XMP, IPTC) from JPEG, PNG and WebP originals.
+    /// Off: originals are kept byte for byte (thumbnails never carry metadata).
+    #[arg(long, env = "PARLEY_STRIP_IMAGE_METADATA", default_value_t = false)]
+    pub strip_image_metadata: bool,
+
+    /// Largest image (width × height) that gets a thumbnail; larger ones are refused, as a
+    /// decompression bomb would be. Decoding costs 3 to 4 bytes per pixel.
+    #[arg(long, env = "PARLEY_MAX_IMAGE_PIXELS", default_value_t = 40_000_000)]
+    pub max_image_pixels: u64,
+
+    /// Images decoded at once for thumbnails (each holds its pixels in memory while it lasts).
+    #[arg(long, env = "PARLEY_IMAGE_WORKERS", default_value_t = 1)]
+    pub image_workers: usize,
+
+    /// Lifetime of the signed links in messages, in seconds (a link works for one to one and a
+    /// quarter lifetimes).
+    #[arg(long, env = "PARLEY_ATTACHMENT_URL_TTL_SECS", default_value_t = 3_600)]
+    pub url_ttl_secs: u64,
+
+    /// Uploads not sent within this many seconds are removed.
+    #[arg(long, env = "PARLEY_UNSENT_ATTACHMENT_TTL_SECS", default_value_t = 86_400)]
+    pub unsent_ttl_secs: u64,
+
+    /// How long an upload's body may take to arrive, in milliseconds (instead of
+    /// PARLEY_BODY_TIMEOUT_MS: 10 MiB over a slow mobile link takes minutes).
+    #[arg(long, env = "PARLEY_UPLOAD_TIMEOUT_MS", default_value_t = 300_000)]
+    pub upload_timeout_ms: u64,
 }
 
 impl Limits {

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error::{Error, ErrorBody};
-use crate::types::{ConversationId, MessageId, Seq, SessionId, Timestamp, Unread, UserId};
+use crate::files::urls::{Variant, link};
+use crate::types::{AttachmentId, ConversationId, MessageId, Seq, SessionId, Timestamp, Unread, UserId};
 
 /// Protocol version, as `/api/info` reports it.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -66,6 +67,87 @@ pub struct Message {
     pub body: String,
     pub client_id: Option<String>,
     pub created_at: Timestamp,
+    /// Stored with the message as JSON (`store/models.rs`); absent on the wire when empty.
+    #[serde(skip_serializing_if = "Attachments::is_empty")]
+    pub attachments: Attachments,
+}
+
+/// A file in a message (PROTOCOL.md §2.10). `url` and `thumbnail_url` are not stored: they are
+/// signed when the message is serialised (`files::urls`), so that every copy of a message, live
+/// or from history, carries links that work for a while and then stop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub id: AttachmentId,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Has a thumbnail (stored; on the wire it is `thumbnail_url`).
+    #[serde(default, rename = "thumbnail", skip_serializing)]
+    pub has_thumbnail: bool,
+    /// Deleted by its uploader or the group's owner: the file is gone, the entry stays.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
+}
+
+/// The attachments of a message, in the order they were sent.
+#[derive(Debug, Clone, Default, PartialEq, FromSqlRow)]
+pub struct Attachments(pub Vec<Attachment>);
+
+impl Attachments {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// As the `attachments` column holds them: `''` for none, else JSON with `thumbnail` flags.
+    pub fn to_column(&self) -> String {
+        if self.0.is_empty() {
+            return String::new();
+        }
+        #[derive(Serialize)]
+        struct Stored<'a> {
+            #[serde(flatten)]
+            attachment: &'a Attachment,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            thumbnail: bool,
+        }
+        let stored: Vec<_> = self.0.iter().map(|a| Stored { attachment: a, thumbnail: a.has_thumbnail }).collect();
+        serde_json::to_string(&stored).unwrap_or_default()
+    }
+
+    pub fn from_column(text: &str) -> Result<Self, serde_json::Error> {
+        if text.is_empty() {
+            return Ok(Attachments::default());
+        }
+        serde_json::from_str(text).map(Attachments)
+    }
+}
+
+impl Serialize for Attachments {
+    /// Each attachment with its signed links (none for a removed one).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Linked<'a> {
+            #[serde(flatten)]
+            attachment: &'a Attachment,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            url: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            thumbnail_url: Option<String>,
+        }
+        serializer.collect_seq(self.0.iter().map(|attachment| {
+            let live = !attachment.removed;
+            Linked {
+                attachment,
+                url: live.then(|| link(attachment.id, Variant::Original)),
+                thumbnail_url: (live && attachment.has_thumbnail)
+                    .then(|| link(attachment.id, Variant::Thumbnail)),
+            }
+        }))
+    }
 }
 
 /// Enums stored as `TEXT` on both backends, spelled as on the wire.
@@ -208,8 +290,12 @@ pub enum ClientCommand {
 #[serde(deny_unknown_fields)]
 pub struct SendData {
     pub conversation_id: ConversationId,
+    #[serde(default)]
     pub body: String,
     pub client_id: Option<String>,
+    /// Files uploaded beforehand (PROTOCOL.md §2.10), sent with this message.
+    #[serde(default)]
+    pub attachment_ids: Vec<AttachmentId>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

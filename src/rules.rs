@@ -1,5 +1,6 @@
 //! The rules of what a client may ask, each in one place: the send checks, group titles and
-//! sizes, page sizes, and the text of the system messages that announce membership changes.
+//! sizes, page sizes, and the text of the system messages that announce membership changes and
+//! removed files.
 //! REST handlers, WebSocket sessions and the conversation actor all call these functions, so a
 //! limit (PROTOCOL.md §4) is parsed and enforced the same way whichever door a request took.
 
@@ -8,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::protocol::check_text;
 use crate::rate_limit::RateLimiter;
 use crate::store::MembershipChange;
-use crate::types::UserId;
+use crate::types::{AttachmentId, UserId};
 
 /// The longest `client_id` accepted.
 const MAX_CLIENT_ID: usize = 128;
@@ -27,14 +28,23 @@ pub fn check_send(
     sender: UserId,
     body: &str,
     client_id: Option<&str>,
+    attachments: &[AttachmentId],
 ) -> Result<()> {
     let max = limits.max_message_chars;
     check_text("body", body)?;
     if let Some(client_id) = client_id {
         check_text("client_id", client_id)?;
     }
-    if body.trim().is_empty() {
+    // A message may be files alone (the photo says it all).
+    if body.trim().is_empty() && attachments.is_empty() {
         return Err(Error::bad_request("body must not be empty"));
+    }
+    let most = limits.max_attachments_per_message;
+    if attachments.len() > most {
+        return Err(Error::bad_request(format!("a message has at most {most} attachments")));
+    }
+    if attachments.iter().enumerate().any(|(i, id)| attachments[..i].contains(id)) {
+        return Err(Error::bad_request("an attachment is listed twice"));
     }
     if body.chars().count() > max {
         return Err(Error::PayloadTooLarge(format!("body is longer than {max} characters")));
@@ -90,6 +100,11 @@ fn page_size(requested: Option<i64>, default: i64, max: i64) -> Result<i64> {
         Some(n) if (1..=max).contains(&n) => Ok(n),
         Some(_) => Err(Error::bad_request(format!("limit must be between 1 and {max}"))),
     }
+}
+
+/// The system message announcing that `by_name` removed the file `filename`.
+pub fn removal_text(by_name: &str, filename: &str) -> String {
+    format!("{by_name} removed {filename}")
 }
 
 /// The system message announcing `change`, made by `by_name`; `user_name` is who it is about.

@@ -104,10 +104,20 @@ id_type!(
     /// A message's id (UUID v7, so ids sort by creation time).
     MessageId
 );
+id_type!(
+    /// An attachment's id (UUID v4: unguessable, though a guess alone opens nothing).
+    AttachmentId
+);
 
 impl ConversationId {
     pub fn random() -> Self {
         ConversationId(Uuid::new_v4())
+    }
+}
+
+impl AttachmentId {
+    pub fn random() -> Self {
+        AttachmentId(Uuid::new_v4())
     }
 }
 

@@ -187,12 +187,22 @@ impl WsSession {
         let deps = self.deps.clone();
         match command {
             ClientCommand::MessageSend(data) => {
-                let checked = rules::check_send(&deps.limits, &deps.rate, user, &data.body, data.client_id.as_deref());
+                let checked = rules::check_send(
+                    &deps.limits,
+                    &deps.rate,
+                    user,
+                    &data.body,
+                    data.client_id.as_deref(),
+                    &data.attachment_ids,
+                );
                 let send = checked.map(|()| {
-                    self.call_conversation(
-                        data.conversation_id,
-                        SendMessage { sender: user, body: data.body, client_id: data.client_id },
-                    )
+                    let send = SendMessage {
+                        sender: user,
+                        body: data.body,
+                        client_id: data.client_id,
+                        attachments: data.attachment_ids,
+                    };
+                    self.call_conversation(data.conversation_id, send)
                 });
                 self.respond(reference, async move { Ok(Sent { message: send?.await? }) }, ctx);
             }

@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
 use crate::rules;
-use crate::types::{ConversationId, Seq};
+use crate::types::{AttachmentId, ConversationId, Seq};
 
 #[derive(Deserialize)]
 pub struct HistoryQuery {
@@ -22,8 +22,11 @@ pub struct HistoryQuery {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendBody {
+    #[serde(default)]
     body: String,
     client_id: Option<String>,
+    #[serde(default)]
+    attachment_ids: Vec<AttachmentId>,
 }
 
 #[derive(Deserialize, Default)]
@@ -47,16 +50,17 @@ pub async fn history(
     Ok(HttpResponse::Ok().json(json!({ "messages": page.messages, "has_more": page.has_more })))
 }
 
-/// POST /api/conversations/{id}/messages {body, client_id?} → 201 Message
+/// POST /api/conversations/{id}/messages {body, client_id?, attachment_ids?} → 201 Message
 pub async fn send(
     app: web::Data<AppState>,
     caller: AuthUser,
     id: web::Path<ConversationId>,
     body: web::Json<SendBody>,
 ) -> Result<HttpResponse> {
-    let SendBody { body, client_id } = body.into_inner();
-    rules::check_send(&app.limits, &app.rate, caller.id, &body, client_id.as_deref())?;
-    let message = app.registry.call(*id, SendMessage { sender: caller.id, body, client_id }).await?;
+    let SendBody { body, client_id, attachment_ids } = body.into_inner();
+    rules::check_send(&app.limits, &app.rate, caller.id, &body, client_id.as_deref(), &attachment_ids)?;
+    let send = SendMessage { sender: caller.id, body, client_id, attachments: attachment_ids };
+    let message = app.registry.call(*id, send).await?;
     Ok(created(&message))
 }
 

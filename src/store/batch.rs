@@ -31,7 +31,7 @@ use crate::protocol::Message;
 use crate::types::{ConversationId, MessageId, Seq, Timestamp, UserId, sql};
 
 impl Store {
-    /// Appends `batch` (messages without membership changes, of any conversations, each
+    /// Appends `batch` (plain messages: no membership change, no attachment; of any conversations, each
     /// conversation's in order) in one transaction. A `client_id` already stored answers with
     /// the message stored then, as [`Store::append`] does.
     ///
@@ -40,7 +40,7 @@ impl Store {
     /// a race with another node). The caller then appends the messages one by one, which answers
     /// a repeated `client_id` and isolates any culprit.
     pub async fn append_batch(&self, batch: Vec<NewMessage>) -> Result<Vec<Appended>, (Error, Vec<NewMessage>)> {
-        debug_assert!(batch.iter().all(|m| m.membership.is_none()));
+        debug_assert!(batch.iter().all(NewMessage::is_plain));
         let now = Timestamp::now();
         let ids: Vec<MessageId> = batch.iter().map(|_| MessageId::now()).collect();
         let committed = self.commit_batch(&batch, &ids, now).await;
@@ -62,6 +62,7 @@ impl Store {
                     body: m.body,
                     client_id: m.client_id,
                     created_at: now,
+                    attachments: Default::default(),
                 },
                 duplicate: false,
                 new_owner: None,
@@ -212,7 +213,7 @@ impl BatchSql for SyncConnectionWrapper<SqliteConnection> {
             let seqs = number(batch, before);
             let mut markers: BTreeMap<(ConversationId, UserId), Seq> = BTreeMap::new();
             for ((m, id), seq) in batch.iter().zip(ids).zip(&seqs) {
-                diesel::insert_into(messages::table).values(m.row(*id, *seq, now)).execute(conn).await?;
+                diesel::insert_into(messages::table).values(m.row(*id, *seq, now, String::new())).execute(conn).await?;
                 markers.insert((m.conversation_id, m.sender), *seq);
             }
             // One's own messages are never unread (PROTOCOL.md §2).

@@ -3,14 +3,16 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 
+use super::attachments::{AttachmentSql, Refusal};
 use super::models::{MemberRow, MessageInsert};
 use super::schema::{conversations, members, messages};
 use super::{Store, is_unique_violation, with_conn};
 use crate::error::{Error, Result};
 use crate::protocol::{Message, MessageKind, Role};
-use crate::types::{ConversationId, MessageId, Seq, Timestamp, UserId};
+use crate::types::{AttachmentId, ConversationId, MessageId, Seq, Timestamp, UserId};
 
-/// A message to append, and the membership change it announces, if any.
+/// A message to append, and what it changes besides, if anything: the membership change it
+/// announces, the uploads it claims, or the attachment whose removal it announces.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub conversation_id: ConversationId,
@@ -19,11 +21,53 @@ pub struct NewMessage {
     pub body: String,
     pub client_id: Option<String>,
     pub membership: Option<MembershipChange>,
+    /// Files of the sender's, uploaded to this conversation and not sent yet (PROTOCOL.md §2.10).
+    pub attachments: Vec<AttachmentId>,
+    pub removal: Option<AttachmentId>,
 }
 
 impl NewMessage {
+    /// A text message (with its attachments, if any).
+    pub fn text(
+        conversation_id: ConversationId,
+        sender: UserId,
+        body: String,
+        client_id: Option<String>,
+        attachments: Vec<AttachmentId>,
+    ) -> Self {
+        NewMessage {
+            conversation_id,
+            sender,
+            kind: MessageKind::Text,
+            body,
+            client_id,
+            membership: None,
+            attachments,
+            removal: None,
+        }
+    }
+
+    /// A system message written by `by`, announcing a change.
+    pub fn system(conversation_id: ConversationId, by: UserId, body: String) -> Self {
+        NewMessage {
+            conversation_id,
+            sender: by,
+            kind: MessageKind::System,
+            body,
+            client_id: None,
+            membership: None,
+            attachments: Vec::new(),
+            removal: None,
+        }
+    }
+
+    /// A plain message: the group committer may batch it (nothing besides the message changes).
+    pub fn is_plain(&self) -> bool {
+        self.membership.is_none() && self.attachments.is_empty() && self.removal.is_none()
+    }
+
     /// Its row, as message `seq` (the schema links each message to its predecessor).
-    pub(super) fn row(&self, id: MessageId, seq: Seq, now: Timestamp) -> MessageInsert<'_> {
+    pub(super) fn row(&self, id: MessageId, seq: Seq, now: Timestamp, attachments: String) -> MessageInsert<'_> {
         MessageInsert {
             id,
             conversation_id: self.conversation_id,
@@ -34,6 +78,7 @@ impl NewMessage {
             body: &self.body,
             client_id: self.client_id.as_deref(),
             created_at: now,
+            attachments,
         }
     }
 }
@@ -75,7 +120,7 @@ impl Store {
         let now = Timestamp::now();
         let id = MessageId::now();
         let result = with_conn!(self, |conn| {
-            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+            conn.transaction::<_, Refusal, _>(async |conn| {
                 // The write comes first, so that SQLite takes its write lock before any read.
                 let seq: Seq = diesel::update(conversations::table.find(new.conversation_id))
                     .set((conversations::last_seq.eq(conversations::last_seq + 1), conversations::updated_at.eq(now)))
@@ -120,8 +165,13 @@ impl Store {
                     }
                     None => {}
                 }
-                let row = new.row(id, seq, now);
+                let attachments = match new.removal {
+                    Some(removed) => conn.remove_attachment(new.conversation_id, removed, now).await?,
+                    None => conn.check_claims(new).await?,
+                };
+                let row = new.row(id, seq, now, attachments.to_column());
                 diesel::insert_into(messages::table).values(&row).execute(conn).await?;
+                conn.claim(new, id, seq).await?;
                 // One's own messages are never unread (PROTOCOL.md §2). The sender must be a
                 // member: in a cluster another node may have removed them a moment ago, which
                 // this node's actor has not heard of yet (its member list is a cache).
@@ -130,14 +180,14 @@ impl Store {
                     .execute(conn)
                     .await?;
                 if marked == 0 && new.membership != Some(MembershipChange::Remove(new.sender)) {
-                    return Err(diesel::result::Error::NotFound); // nothing of it is kept
+                    return Err(Refusal::Refused(Error::no_conversation())); // nothing of it is kept
                 }
-                Ok((seq, new_owner))
+                Ok((seq, new_owner, attachments))
             })
             .await
         });
         match result {
-            Ok((seq, new_owner)) => Ok(Appended {
+            Ok((seq, new_owner, attachments)) => Ok(Appended {
                 message: Message {
                     id,
                     conversation_id: new.conversation_id,
@@ -147,21 +197,23 @@ impl Store {
                     body: new.body.clone(),
                     client_id: new.client_id.clone(),
                     created_at: now,
+                    attachments,
                 },
                 duplicate: false,
                 new_owner,
             }),
-            Err(diesel::result::Error::NotFound) => Err(Error::no_conversation()),
+            Err(Refusal::Refused(err)) => Err(err),
+            Err(Refusal::Database(diesel::result::Error::NotFound)) => Err(Error::no_conversation()),
             // The same client_id committed concurrently elsewhere (another node, or REST and
             // WebSocket at once): the unique index let one win; answer with the winner.
-            Err(err) if is_unique_violation(&err) && new.client_id.is_some() => {
+            Err(Refusal::Database(err)) if is_unique_violation(&err) && new.client_id.is_some() => {
                 let client_id = new.client_id.as_deref().unwrap_or_default();
                 match self.message_by_client_id(new.sender, client_id).await? {
                     Some(existing) => duplicate_of(new, existing),
                     None => Err(err.into()),
                 }
             }
-            Err(err) => Err(err.into()),
+            Err(Refusal::Database(err)) => Err(err.into()),
         }
     }
 

@@ -5,9 +5,11 @@
 //! really differs (diesel-async has no `MultiConnection`, and functions generic over the
 //! connection need a `LoadQuery` bound per statement in every caller: the macro is shorter).
 //!
-//! Queries are grouped by table, in `users.rs`, `conversations.rs` and `messages.rs`; sends are
-//! committed in batches by the group committer (`committer.rs`, with its SQL in `batch.rs`).
+//! Queries are grouped by table, in `users.rs`, `conversations.rs`, `messages.rs` and
+//! `attachments.rs`; sends are committed in batches by the group committer (`committer.rs`,
+//! with its SQL in `batch.rs`).
 
+mod attachments;
 mod batch;
 mod committer;
 mod conversations;
@@ -26,10 +28,11 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
+pub use attachments::{AttachmentCursor, AttachmentPage};
 pub use committer::{Committer, CommitterConfig, Permits};
 pub use conversations::{ConversationPage, ListCursor};
 pub use messages::{Appended, HistoryPage, MembershipChange, NewMessage};
-pub use models::UserRow;
+pub use models::{AttachmentRow, UserRow};
 
 use crate::error::{Error, Result};
 

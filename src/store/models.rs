@@ -1,11 +1,13 @@
 //! Rows as the tables hold them, where they differ from the wire objects of
 //! [`crate::protocol`] (which are loaded directly where they match a row).
 
+use diesel::deserialize::{self, FromSql};
+use diesel::sql_types::Text;
 use diesel::{Insertable, Queryable, Selectable};
 
-use super::schema::{conversations, members, messages, users};
-use crate::protocol::{ConversationKind, Message, MessageKind, Role, User};
-use crate::types::{ConversationId, MessageId, Seq, Timestamp, UserId};
+use super::schema::{attachments, conversations, members, messages, users};
+use crate::protocol::{Attachment, Attachments, ConversationKind, Message, MessageKind, Role, User};
+use crate::types::{AttachmentId, ConversationId, MessageId, Seq, Timestamp, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
@@ -94,6 +96,8 @@ pub struct MessageInsert<'a> {
     pub body: &'a str,
     pub client_id: Option<&'a str>,
     pub created_at: Timestamp,
+    /// [`Attachments::to_column`]: `''` for none.
+    pub attachments: String,
 }
 
 /// The wire `Message` is read straight from its row, without a copy: these are its columns, in
@@ -109,6 +113,7 @@ impl<DB: diesel::backend::Backend> Selectable<DB> for Message {
         messages::body,
         messages::client_id,
         messages::created_at,
+        messages::attachments,
     );
 
     fn construct_selection() -> Self::SelectExpression {
@@ -121,6 +126,51 @@ impl<DB: diesel::backend::Backend> Selectable<DB> for Message {
             messages::body,
             messages::client_id,
             messages::created_at,
+            messages::attachments,
         )
+    }
+}
+
+impl<DB: diesel::backend::Backend> FromSql<Text, DB> for Attachments
+where
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(value: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        Ok(Attachments::from_column(&String::from_sql(value)?)?)
+    }
+}
+
+/// An uploaded file, sent or not (`message_id`), being removed or not (`deleted_at`).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = attachments)]
+pub struct AttachmentRow {
+    pub id: AttachmentId,
+    pub conversation_id: ConversationId,
+    pub uploader_id: UserId,
+    pub filename: String,
+    pub content_type: String,
+    pub size: i64,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub thumbnail_type: Option<String>,
+    pub message_id: Option<MessageId>,
+    pub sent_seq: Option<Seq>,
+    pub created_at: Timestamp,
+    pub deleted_at: Option<Timestamp>,
+}
+
+impl AttachmentRow {
+    /// As a message carries it.
+    pub fn to_attachment(&self) -> Attachment {
+        Attachment {
+            id: self.id,
+            filename: self.filename.clone(),
+            content_type: self.content_type.clone(),
+            size: self.size,
+            width: self.width.map(|w| w as u32),
+            height: self.height.map(|h| h as u32),
+            has_thumbnail: self.thumbnail_type.is_some(),
+            removed: self.deleted_at.is_some(),
+        }
     }
 }

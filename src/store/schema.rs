@@ -59,6 +59,28 @@ diesel::table! {
         body -> Text,
         client_id -> Nullable<Text>,
         created_at -> TimePoint,
+        attachments -> Text,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use crate::types::sql::{TimePoint, Uuid};
+
+    attachments (id) {
+        id -> Uuid,
+        conversation_id -> Uuid,
+        uploader_id -> Uuid,
+        filename -> Text,
+        content_type -> Text,
+        size -> BigInt,
+        width -> Nullable<Integer>,
+        height -> Nullable<Integer>,
+        thumbnail_type -> Nullable<Text>,
+        message_id -> Nullable<Uuid>,
+        sent_seq -> Nullable<BigInt>,
+        created_at -> TimePoint,
+        deleted_at -> Nullable<TimePoint>,
     }
 }
 
@@ -66,4 +88,6 @@ diesel::joinable!(members -> conversations (conversation_id));
 diesel::joinable!(members -> users (user_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 
-diesel::allow_tables_to_appear_in_same_query!(users, conversations, members, messages);
+diesel::joinable!(attachments -> conversations (conversation_id));
+
+diesel::allow_tables_to_appear_in_same_query!(users, conversations, members, messages, attachments);

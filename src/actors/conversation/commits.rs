@@ -33,6 +33,7 @@ impl ConversationActor {
         match self.queue.start_next(max_batch, deadline) {
             None => {}
             Some(Started::Sends { messages, accepted }) => self.commit_sends(messages, accepted, ctx),
+            Some(Started::Single { new }) => self.commit_single(new, ctx),
             Some(Started::Membership { by, change }) => self.commit_membership(by, change, ctx),
             Some(Started::Marker { user, seq, moved }) => self.commit_marker(user, seq, moved, ctx),
         }
@@ -84,25 +85,33 @@ impl ConversationActor {
             let user_name = name(user).ok_or_else(|| Error::NotFound("no such user".into()))?;
             let by_name = name(by).ok_or_else(|| Error::NotFound("no such user".into()))?;
             let body = crate::rules::membership_text(change, by == user, by_name, user_name);
-            let new = NewMessage {
-                conversation_id: id,
-                sender: by,
-                kind: MessageKind::System,
-                body,
-                client_id: None,
-                membership: Some(change),
-            };
+            let new = NewMessage { membership: Some(change), ..NewMessage::system(id, by, body) };
             store.append(&new).await
         };
+        self.commit_alone(commit, ctx);
+    }
+
+    /// Commits a message on its own (it claims attachments, or removes one).
+    fn commit_single(&mut self, new: NewMessage, ctx: &mut Context<Self>) {
+        let store = self.deps.store.clone();
+        self.commit_alone(async move { store.append(&new).await }, ctx);
+    }
+
+    /// Runs `commit`, a message's own transaction, then commits or answers its error.
+    fn commit_alone(
+        &mut self,
+        commit: impl std::future::Future<Output = Result<Appended>> + 'static,
+        ctx: &mut Context<Self>,
+    ) {
         ctx.spawn(AssertUnwindSafe(commit).catch_unwind().into_actor(self).map(move |result, act, ctx| {
-            let Some(InFlight::Membership(reply, change, since)) = act.queue.finish() else {
+            let Some(InFlight::Single(reply, change, since)) = act.queue.finish() else {
                 return;
             };
             match result {
                 Ok(Ok(appended)) => {
                     metrics::histogram!(crate::metrics::SEND_SECONDS).record(since.elapsed().as_secs_f64());
                     // A fault here drops `reply`: the caller hears "interrupted".
-                    let _ = act.guarded(ctx, |act, ctx| act.committed(appended, Some(change), reply, ctx));
+                    let _ = act.guarded(ctx, |act, ctx| act.committed(appended, change, reply, ctx));
                 }
                 Ok(Err(err)) => {
                     act.queue.fail_fast(&err);

@@ -11,17 +11,30 @@ use super::queue::{Write, when_committed};
 use super::{ConversationActor, State};
 use crate::actors::presence::MemberSessions;
 use crate::error::{Error, Result};
-use crate::protocol::{self, MessageKind, ReadState};
+use crate::protocol::{self, ReadState};
 use crate::store::{MembershipChange, NewMessage};
-use crate::types::{ConversationId, Seq, Timestamp, UserId};
+use crate::types::{AttachmentId, ConversationId, Seq, Timestamp, UserId};
 
-/// A member sends a text message (WebSocket `message:send` or REST, the same path).
+/// A member sends a text message (WebSocket `message:send` or REST, the same path), with the
+/// files they uploaded for it, if any.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<protocol::Message>")]
 pub struct SendMessage {
     pub sender: UserId,
     pub body: String,
     pub client_id: Option<String>,
+    pub attachments: Vec<AttachmentId>,
+}
+
+/// `by` removes a file sent in this conversation (its uploader, or the group's owner: checked by
+/// the caller, which read the attachment); a system message, named `filename`, announces it.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<protocol::Message>")]
+pub struct RemoveAttachment {
+    pub by: UserId,
+    pub by_name: String,
+    pub attachment: AttachmentId,
+    pub filename: String,
 }
 
 /// The group's owner adds `user`; a system message announces it.
@@ -117,14 +130,20 @@ impl Handler<SendMessage> for ConversationActor {
     fn handle(&mut self, msg: SendMessage, ctx: &mut Self::Context) -> Self::Result {
         self.accept(ctx, |act, reply| {
             act.live_for(msg.sender)?;
-            let new = NewMessage {
-                conversation_id: act.id,
-                sender: msg.sender,
-                kind: MessageKind::Text,
-                body: msg.body,
-                client_id: msg.client_id,
-                membership: None,
-            };
+            let new = NewMessage::text(act.id, msg.sender, msg.body, msg.client_id, msg.attachments);
+            Ok(Write::send(new, reply))
+        })
+    }
+}
+
+impl Handler<RemoveAttachment> for ConversationActor {
+    type Result = ResponseFuture<Result<protocol::Message>>;
+
+    fn handle(&mut self, msg: RemoveAttachment, ctx: &mut Self::Context) -> Self::Result {
+        self.accept(ctx, |act, reply| {
+            act.live_for(msg.by)?;
+            let body = crate::rules::removal_text(&msg.by_name, &msg.filename);
+            let new = NewMessage { removal: Some(msg.attachment), ..NewMessage::system(act.id, msg.by, body) };
             Ok(Write::send(new, reply))
         })
     }

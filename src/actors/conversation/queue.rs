@@ -2,8 +2,8 @@
 //! applied to the live state, broadcast, and acknowledged, in that order.
 //!
 //! Plain sends waiting in the queue go to the group committer together, as one job (their order
-//! kept), and share a transaction with other conversations' sends. Membership changes and read
-//! markers commit on their own. A send that has waited past the send deadline is shed with
+//! kept), and share a transaction with other conversations' sends. Sends with attachments,
+//! attachment removals, membership changes and read markers commit on their own. A send that has waited past the send deadline is shed with
 //! `unavailable`, and so is a new one while the queue's oldest has waited half of it: under
 //! overload, what is accepted still commits in bounded time.
 //!
@@ -30,6 +30,9 @@ pub(super) enum Write {
         /// When the actor accepted it: the send latency counts from here.
         since: Instant,
     },
+    /// A message that commits on its own, with what it changes besides (attachments it
+    /// claims, or one it removes): not batched.
+    Single { new: NewMessage, reply: MessageReply, since: Instant },
     /// A member added or removed by `by`; its system message is written when it commits.
     Membership { by: UserId, change: MembershipChange, reply: MessageReply, since: Instant },
     /// `moved` is false when the marker already is at `seq`: then only the counts are answered.
@@ -38,7 +41,8 @@ pub(super) enum Write {
 
 impl Write {
     pub(super) fn send(new: NewMessage, reply: MessageReply) -> Write {
-        Write::Send { new, reply, since: Instant::now() }
+        let since = Instant::now();
+        if new.is_plain() { Write::Send { new, reply, since } } else { Write::Single { new, reply, since } }
     }
 
     pub(super) fn membership(by: UserId, change: MembershipChange, reply: MessageReply) -> Write {
@@ -48,14 +52,16 @@ impl Write {
     /// When a message write was accepted (the deadline counts for those).
     fn since(&self) -> Option<Instant> {
         match self {
-            Write::Send { since, .. } | Write::Membership { since, .. } => Some(*since),
+            Write::Send { since, .. } | Write::Single { since, .. } | Write::Membership { since, .. } => Some(*since),
             Write::Marker { .. } => None,
         }
     }
 
     fn fail(self, err: Error) {
         match self {
-            Write::Send { reply, .. } | Write::Membership { reply, .. } => drop(reply.send(Err(err))),
+            Write::Send { reply, .. } | Write::Single { reply, .. } | Write::Membership { reply, .. } => {
+                drop(reply.send(Err(err)))
+            }
             Write::Marker { reply, .. } => drop(reply.send(Err(err))),
         }
     }
@@ -65,7 +71,8 @@ impl Write {
 pub(super) enum InFlight {
     /// Plain sends committed as one job, with when each was accepted.
     Sends(Vec<(MessageReply, Instant)>),
-    Membership(MessageReply, MembershipChange, Instant),
+    /// A message committed on its own, with the membership change it announces, if any.
+    Single(MessageReply, Option<MembershipChange>, Instant),
     Marker(oneshot::Sender<Result<ReadState>>),
 }
 
@@ -75,6 +82,9 @@ pub(super) enum Started {
     Sends {
         messages: Vec<NewMessage>,
         accepted: Instant,
+    },
+    Single {
+        new: NewMessage,
     },
     Membership {
         by: UserId,
@@ -131,8 +141,9 @@ impl WriteQueue {
                 };
                 (Started::Sends { messages, accepted }, InFlight::Sends(replies))
             }
+            Write::Single { new, reply, since } => (Started::Single { new }, InFlight::Single(reply, None, since)),
             Write::Membership { by, change, reply, since } => {
-                (Started::Membership { by, change }, InFlight::Membership(reply, change, since))
+                (Started::Membership { by, change }, InFlight::Single(reply, Some(change), since))
             }
             Write::Marker { user, seq, moved, reply } => {
                 (Started::Marker { user, seq, moved }, InFlight::Marker(reply))
@@ -177,7 +188,7 @@ impl WriteQueue {
                     drop(reply.send(Err(interrupted())));
                 }
             }
-            Some(InFlight::Membership(reply, ..)) => drop(reply.send(Err(interrupted()))),
+            Some(InFlight::Single(reply, ..)) => drop(reply.send(Err(interrupted()))),
             Some(InFlight::Marker(reply)) => drop(reply.send(Err(interrupted()))),
             None => {}
         }
@@ -225,7 +236,6 @@ pub(super) fn when_committed<T: Send + 'static>(rx: oneshot::Receiver<Result<T>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::MessageKind;
     use crate::types::ConversationId;
 
     const DEADLINE: Duration = Duration::from_secs(60);
@@ -235,14 +245,7 @@ mod tests {
     }
 
     fn send_since(since: Instant) -> (Write, oneshot::Receiver<Result<protocol::Message>>) {
-        let new = NewMessage {
-            conversation_id: ConversationId(uuid::Uuid::new_v4()),
-            sender: user(),
-            kind: MessageKind::Text,
-            body: "hi".into(),
-            client_id: None,
-            membership: None,
-        };
+        let new = NewMessage::text(ConversationId(uuid::Uuid::new_v4()), user(), "hi".into(), None, Vec::new());
         let (reply, rx) = oneshot::channel();
         (Write::Send { new, reply, since }, rx)
     }
