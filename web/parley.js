@@ -1,8 +1,9 @@
 // parley.js: a client for Parley's chat protocol v1 (docs/PROTOCOL.md), with no view code in it.
 //
 // It is the reference for integrators: copy it as it is, or copy its patterns. It depends on
-// nothing but the browser (fetch, WebSocket, crypto.getRandomValues). It is one file of about
-// 600 lines on purpose, so that it can be copied whole; its sections are marked with banners.
+// nothing but the browser (fetch, XMLHttpRequest, WebSocket, crypto.getRandomValues). It is one
+// file of about 800 lines on purpose, so that it can be copied whole; its sections are marked
+// with banners.
 //
 //   const api = new ParleyApi(location.origin, token);           // REST with the Bearer token
 //   const client = new ParleyClient({ baseUrl: location.origin, token });
@@ -11,6 +12,8 @@
 //   client.connect();
 //   client.track(conversationId, lastSeqShown);                   // what sync resumes from
 //   client.send(conversationId, 'hello');                         // queued until acknowledged
+//   const photo = client.upload(conversationId, file);            // starts at once when online
+//   client.send(conversationId, '', [photo]);                     // goes once its files are up
 //   await client.call('read:mark', { conversation_id });           // any command: ack data or throws
 //
 // What it takes care of:
@@ -23,6 +26,9 @@
 // - Sends are kept as pending sends: each has a client_id, stays queued until its ack, and is sent
 //   again with the same client_id after a reconnect, so the server stores it once.
 // - A message is handed to listeners once, whichever way it came (event, ack, sync): by id.
+// - Files (PROTOCOL.md §2.10) are uploaded over REST before the message that names them is sent;
+//   a send whose files are still on their way waits for them, in the pending sends like any
+//   other, and the sends of a conversation leave in the order they were made.
 
 /** An error answer of the protocol: `code` is for programs, `message` for people. */
 export class ParleyError extends Error {
@@ -59,14 +65,41 @@ export class ParleyApi {
     }
     const text = await response.text();
     const json = text ? safeParse(text) : null;
-    if (!response.ok) {
-      const error = (json && json.error) || {};
-      throw new ParleyError(error.code || `http_${response.status}`, error.message || response.statusText, {
-        status: response.status,
-        retry_after_ms: error.retry_after_ms,
-      });
-    }
+    if (!response.ok) throw httpError(response.status, json, response.statusText);
     return json;
+  }
+
+  /**
+   * Uploads a file to a conversation (multipart, one field `file`) and resolves with its
+   * AttachmentInfo; rejects with a ParleyError (`network` when the server cannot be reached,
+   * `aborted` when `signal` aborts it). XMLHttpRequest rather than fetch: fetch reports no upload
+   * progress. `onProgress(fraction)` gets 0 to 1 as the body leaves.
+   */
+  upload(conversationId, file, { onProgress, signal } = {}) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open('POST', `${this.baseUrl}/api/conversations/${conversationId}/attachments`);
+      xhr.setRequestHeader('Accept', 'application/json');
+      if (this.token) xhr.setRequestHeader('Authorization', `Bearer ${this.token}`);
+      xhr.upload.onprogress = (event) => {
+        if (event.lengthComputable && event.total > 0) onProgress?.(event.loaded / event.total);
+      };
+      xhr.onload = () => {
+        const json = xhr.responseText ? safeParse(xhr.responseText) : null;
+        if (xhr.status >= 200 && xhr.status < 300) resolve(json);
+        else reject(httpError(xhr.status, json, xhr.statusText));
+      };
+      xhr.onerror = () => reject(new ParleyError('network', 'The server cannot be reached.', { status: 0 }));
+      xhr.onabort = () => reject(new ParleyError('aborted', 'The upload was cancelled.', { status: 0 }));
+      if (signal?.aborted) {
+        reject(new ParleyError('aborted', 'The upload was cancelled.', { status: 0 }));
+        return;
+      }
+      signal?.addEventListener('abort', () => xhr.abort());
+      const form = new FormData();
+      form.append('file', file, file.name);
+      xhr.send(form);
+    });
   }
 
   get(path) {
@@ -90,6 +123,15 @@ export class ParleyApi {
   }
 }
 
+/** The ParleyError of a REST answer that is not a success (PROTOCOL.md §4.1's error shape). */
+function httpError(status, json, statusText) {
+  const error = (json && json.error) || {};
+  return new ParleyError(error.code || `http_${status}`, error.message || statusText, {
+    status,
+    retry_after_ms: error.retry_after_ms,
+  });
+}
+
 /** The claims of a JWT, read without checking it (the server checks it): for `role` and `exp`. */
 export function tokenClaims(token) {
   try {
@@ -109,6 +151,7 @@ const DEFAULTS = {
   backoffMaxMs: 15_000, // ...doubling up to this
   syncLimit: 200, // messages per conversation per sync round
   seenIdsKept: 5_000, // message ids remembered for de-duplication
+  uploadRetryMs: 2_000, // how soon a file of a pending send is tried again after a failure
 };
 
 /**
@@ -123,9 +166,12 @@ const DEFAULTS = {
  * - `ready` `{user, session_id, resumed}` after `session:ready` (and before sync runs).
  * - `synced` `{ok, resumed}` once the sync after a (re)connect is done (what it found has been
  *   handed to `message:new` by then); the time to ask for anything else, such as a join.
- * - `outbox` `{pending: [{client_id, conversation_id, body, created_at}]}` whenever the pending
- *   sends change (the event keeps its first name, which pages listen to).
- * - `send:failed` `{entry, error}` when the server refused a send for good (too long, not a member).
+ * - `outbox` `{pending: [{client_id, conversation_id, body, files, created_at}]}` whenever the
+ *   pending sends change (the event keeps its first name, which pages listen to). `files` are
+ *   uploads, as `upload()` returns them.
+ * - `upload` `{upload}` when an upload's `state` or `progress` changes.
+ * - `send:failed` `{entry, error}` when the server refused a send for good (too long, not a member,
+ *   one of its files refused or lost).
  * - `unauthorized` `{}` when the token was refused or expired: connect again with a new one.
  */
 export class ParleyClient {
@@ -148,6 +194,9 @@ export class ParleyClient {
     this._seenIds = new Set(); // message ids already handed out (insertion ordered, bounded)
     this._pendingSends = this._loadPendingSends(); // unacknowledged sends, oldest first
     this._inFlight = new Set(); // client_ids sent on the current socket, waiting for their ack
+    this._sendTurns = new Map(); // conversation id -> promise: its latest send has left (or given up)
+    this._uploads = new Set(); // uploads not done yet (started again after a reconnect)
+    this._uploading = new Map(); // upload key -> {promise, abort} while its request runs
     this._attempt = 0; // failed connects in a row, for the backoff
     this._retryTimer = null;
     this._heartbeatTimer = null;
@@ -245,6 +294,7 @@ export class ParleyClient {
     this.socket = null;
     clearInterval(this._heartbeatTimer);
     this._inFlight.clear();
+    this._sendTurns.clear(); // the next connection sends everything again, in order
     for (const [ref, pending] of this._pending) {
       clearTimeout(pending.timer);
       pending.reject(new ParleyError('disconnected', 'The connection was lost.'));
@@ -341,6 +391,8 @@ export class ParleyClient {
     if (socket !== this.socket) return; // dropped meanwhile: the next connection does it all again
     this._emit('synced', { ok, resumed });
     this._flushPendingSends();
+    // Files picked while offline, not sent yet: the network is back.
+    for (const upload of this._uploads) if (upload.state === 'waiting') this._uploadFile(upload).catch(() => {});
   }
 
   /** An application ping when the server has been quiet, to find half-open connections. */
@@ -491,12 +543,15 @@ export class ParleyClient {
   /**
    * Queues a message and sends it as soon as the connection allows. Returns the pending entry;
    * the message itself arrives through `message:new` once stored (its `client_id` matches).
+   * `files` are uploads of the same conversation (`upload()`): the message goes once they are
+   * all on the server, naming them; `body` may then be empty.
    */
-  send(conversationId, body) {
+  send(conversationId, body, files = []) {
     const entry = {
       client_id: newClientId(),
       conversation_id: conversationId,
       body,
+      files,
       created_at: new Date().toISOString(),
     };
     this._pendingSends.push(entry);
@@ -510,9 +565,16 @@ export class ParleyClient {
     return this._pendingSends.filter((e) => conversationId === undefined || e.conversation_id === conversationId);
   }
 
-  /** Drops a queued send (the user gave up on it). */
+  /**
+   * Drops a queued send (the user gave up on it, or the server refused it). Its uploads still
+   * running stop; its uploaded files stay: a send refused after a lost ack may have been stored
+   * with them after all, and the server removes files never sent by itself (after a day).
+   */
   discard(clientId) {
-    this._pendingSends = this._pendingSends.filter((e) => e.client_id !== clientId);
+    const entry = this._pendingSends.find((e) => e.client_id === clientId);
+    if (!entry) return;
+    this._pendingSends = this._pendingSends.filter((e) => e !== entry);
+    for (const upload of entry.files) if (upload.state !== 'uploaded') this.discardUpload(upload);
     this._pendingSendsChanged();
   }
 
@@ -524,29 +586,73 @@ export class ParleyClient {
     if (this._inFlight.has(entry.client_id)) return;
     this._inFlight.add(entry.client_id);
     const socket = this.socket;
+    // The sends of a conversation leave in the order they were made: one whose files are still
+    // on their way holds back those made after it. A send with nothing before it leaves at once,
+    // in this very call.
+    const conversationId = entry.conversation_id;
+    const before = this._sendTurns.get(conversationId);
+    let left;
+    const turn = new Promise((resolve) => {
+      left = resolve;
+    });
+    this._sendTurns.set(conversationId, turn);
+    const leave = () => {
+      left();
+      if (this._sendTurns.get(conversationId) === turn) this._sendTurns.delete(conversationId);
+    };
     try {
-      const ack = await this.call('message:send', {
-        conversation_id: entry.conversation_id,
-        body: entry.body,
-        client_id: entry.client_id, // the same on every try: the server stores it once
-      });
+      let attachmentIds = [];
+      if (entry.files.length > 0) {
+        try {
+          attachmentIds = await Promise.all(entry.files.map((upload) => this._uploadFile(upload)));
+        } catch (err) {
+          this._uploadFailed(entry, err, socket);
+          return;
+        }
+      }
+      if (before) await before;
+      // Dropped meanwhile (the next connection sends it again), or settled by a sync.
+      if (socket !== this.socket || !this._pendingSends.includes(entry)) return;
+      const data = { conversation_id: conversationId, body: entry.body, client_id: entry.client_id };
+      if (attachmentIds.length > 0) data.attachment_ids = attachmentIds; // the same on every try
+      const answer = this.call('message:send', data); // the client_id too: the server stores it once
+      leave();
+      const ack = await answer;
       this._incoming(ack.message, 'ack');
       this._acknowledged(entry.client_id);
     } catch (err) {
+      if (socket !== this.socket) return; // dropped meanwhile: the next connection sends it again
       this._inFlight.delete(entry.client_id);
       if (err.code === 'disconnected' || err.code === 'timeout' || err.code === 'unavailable') {
         // Stays queued; the next connection sends it again. A timeout may be a dead socket.
-        if (err.code === 'timeout' && socket === this.socket) this.reconnectNow();
+        if (err.code === 'timeout') this.reconnectNow();
         return;
       }
       if (err.code === 'rate_limited') {
         setTimeout(() => this.state === 'connected' && this._sendEntry(entry), err.retryAfterMs || 1000);
         return;
       }
-      // Refused for good (too long, empty, no longer a member): tell the caller.
+      // Refused for good (too long, empty, no longer a member, a file not found): tell the caller.
       this.discard(entry.client_id);
       this._emit('send:failed', { entry, error: err });
+    } finally {
+      leave();
     }
+  }
+
+  /** A file of a pending send could not be uploaded: try again later, or give the send up. */
+  _uploadFailed(entry, err, socket) {
+    if (socket !== this.socket) return; // dropped meanwhile: the next connection tries again
+    this._inFlight.delete(entry.client_id);
+    if (!this._pendingSends.includes(entry)) return; // discarded meanwhile
+    if (transient(err)) {
+      // The socket is up but the upload failed (a blip, a busy server): again in a moment.
+      const delay = err.retryAfterMs || this.options.uploadRetryMs;
+      setTimeout(() => socket === this.socket && this._sendEntry(entry), delay);
+      return;
+    }
+    this.discard(entry.client_id);
+    this._emit('send:failed', { entry, error: err });
   }
 
   _acknowledged(clientId) {
@@ -557,14 +663,29 @@ export class ParleyClient {
   }
 
   _pendingSendsChanged() {
-    if (this.storage) {
-      try {
-        this.storage.setItem(this._pendingSendsKey(), JSON.stringify(this._pendingSends));
-      } catch {
-        // A full or disabled storage only loses the reload-proofing.
-      }
-    }
+    this._savePendingSends();
     this._emit('outbox', { pending: [...this._pendingSends] });
+  }
+
+  /** Keeps the pending sends in Storage: of their files what is known of them, not their bytes. */
+  _savePendingSends() {
+    if (!this.storage) return;
+    const saved = this._pendingSends.map((entry) => ({
+      ...entry,
+      files: entry.files.map(({ key, conversation_id, filename, size, content_type, id }) => ({
+        key,
+        conversation_id,
+        filename,
+        size,
+        content_type,
+        id,
+      })),
+    }));
+    try {
+      this.storage.setItem(this._pendingSendsKey(), JSON.stringify(saved));
+    } catch {
+      // A full or disabled storage only loses the reload-proofing.
+    }
   }
 
   _pendingSendsKey() {
@@ -575,7 +696,115 @@ export class ParleyClient {
   _loadPendingSends() {
     if (!this.storage) return [];
     const saved = safeParse(this.storage.getItem(this._pendingSendsKey()) || '[]');
-    return Array.isArray(saved) ? saved : [];
+    if (!Array.isArray(saved)) return [];
+    // A file that was not on the server before the reload is `lost`: its send fails, saying so.
+    return saved.map((entry) => ({
+      ...entry,
+      files: (entry.files || []).map((f) => ({
+        ...f,
+        file: null,
+        state: f.id ? 'uploaded' : 'lost',
+        progress: f.id ? 1 : 0,
+        attachment: null,
+        error: null,
+      })),
+    }));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Files
+
+  /**
+   * A file to send in a conversation (PROTOCOL.md §2.10): uploaded at once when the browser is
+   * online, else when the connection is back or its message goes. Returns the upload, for send()
+   * or discardUpload(): `{key, conversation_id, filename, size, content_type, file, state,
+   * progress, id, attachment, error}`. `state` is `waiting` (for the network), `uploading`
+   * (`progress` goes from 0 to 1), `uploaded` (`id` and `attachment`, the AttachmentInfo, are
+   * set), `failed` (`error` says why: too large, a type the server does not take…), `discarded`,
+   * or `lost`. The bytes stay in memory only (Storage is no place for files of megabytes): a page
+   * reload loses a file not uploaded yet, which makes it `lost`.
+   */
+  upload(conversationId, file) {
+    const upload = {
+      key: newClientId(),
+      conversation_id: conversationId,
+      filename: file.name || 'file',
+      size: file.size,
+      content_type: file.type,
+      file,
+      state: 'waiting',
+      progress: 0,
+      id: null,
+      attachment: null,
+      error: null,
+    };
+    this._uploads.add(upload);
+    if (navigator.onLine !== false) this._uploadFile(upload).catch(() => {});
+    return upload;
+  }
+
+  /**
+   * Gives up an upload that was not sent: stops it, or removes the file from the server (an
+   * unsent file is simply gone there).
+   */
+  discardUpload(upload) {
+    const uploaded = upload.state === 'uploaded';
+    this._uploads.delete(upload);
+    this._setUpload(upload, { state: 'discarded' });
+    this._uploading.get(upload.key)?.abort.abort();
+    // Offline the removal fails; the server removes unsent files after a day anyway.
+    if (uploaded) this.api.delete(`/api/attachments/${upload.id}`).catch(() => {});
+  }
+
+  /** Uploads a file, once however many ask (they share the request); resolves with its id. */
+  _uploadFile(upload) {
+    if (upload.state === 'uploaded') return Promise.resolve(upload.id);
+    if (upload.state === 'discarded') return Promise.reject(new ParleyError('aborted', 'The upload was cancelled.'));
+    const running = this._uploading.get(upload.key);
+    if (running) return running.promise;
+    if (!upload.file) {
+      const message = `${upload.filename} was lost when the page was reloaded: attach it again.`;
+      return Promise.reject(new ParleyError('file_lost', message));
+    }
+    const abort = new AbortController();
+    this._setUpload(upload, { state: 'uploading', progress: 0, error: null });
+    const promise = this.api
+      .upload(upload.conversation_id, upload.file, {
+        signal: abort.signal,
+        onProgress: (progress) => this._setUpload(upload, { progress }),
+      })
+      .then(
+        (info) => {
+          this._uploading.delete(upload.key);
+          if (upload.state === 'discarded') {
+            // Given up while the answer was on its way.
+            this.api.delete(`/api/attachments/${info.id}`).catch(() => {});
+            throw new ParleyError('aborted', 'The upload was cancelled.');
+          }
+          this._uploads.delete(upload);
+          this._setUpload(upload, { state: 'uploaded', progress: 1, id: info.id, attachment: info });
+          this._savePendingSends(); // from now on a reload keeps it: the server has it
+          return info.id;
+        },
+        (err) => {
+          this._uploading.delete(upload.key);
+          if (upload.state !== 'discarded') {
+            if (!transient(err)) this._uploads.delete(upload);
+            this._setUpload(upload, { state: transient(err) ? 'waiting' : 'failed', error: err });
+          }
+          throw new ParleyError(err.code, `${upload.filename}: ${err.message}`, {
+            status: err.status,
+            retry_after_ms: err.retryAfterMs,
+          });
+        },
+      );
+    this._uploading.set(upload.key, { promise, abort });
+    return promise;
+  }
+
+  _setUpload(upload, changes) {
+    Object.assign(upload, changes);
+    this._emit('upload', { upload });
   }
 }
 
@@ -590,6 +819,11 @@ function newClientId() {
   b[8] = (b[8] & 0x3f) | 0x80;
   const hex = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** Errors worth another try later: the network, or a server busy for a moment. */
+function transient(err) {
+  return ['network', 'unavailable', 'timeout', 'rate_limited'].includes(err.code);
 }
 
 function safeParse(text) {
