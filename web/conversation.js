@@ -1,8 +1,22 @@
-// conversation.js: one conversation: the history (older pages on scroll up), live messages,
-// sends not acknowledged yet, "X is typing…", read receipts on one's own messages, the other
-// person's presence, the members panel (members.js) and the composer (composer.js).
+// conversation.js: one conversation: the history (older pages on scroll up), live messages and
+// their files (dom.js draws them), sends not acknowledged yet with their uploads, "X is typing…",
+// read receipts on one's own messages, the other person's presence, the members panel
+// (members.js) and the composer (composer.js).
+//
+// It is one file of about 500 lines: every part shares the list of messages on screen and the
+// scroll position, which splitting would pass back and forth.
 
-import { h, replaceChildren, avatar, timeOfDay, fullTime, presenceText } from './dom.js';
+import {
+  h,
+  replaceChildren,
+  avatar,
+  timeOfDay,
+  fullTime,
+  presenceText,
+  attachmentView,
+  uploadView,
+  updateUpload,
+} from './dom.js';
 import { Composer } from './composer.js';
 import { MembersPanel } from './members.js';
 
@@ -17,6 +31,7 @@ export class ConversationView {
     this.messages = new Map(); // message id -> Message, everything shown
     this.nodes = new Map(); // message id -> <li>
     this.pendingNodes = new Map(); // client_id -> <li>, sends not acknowledged yet
+    this.attachmentMessages = new Map(); // attachment id -> id of the message that shows it
     this.oldestSeq = null;
     this.newestSeq = 0;
     this.hasOlder = false;
@@ -92,6 +107,7 @@ export class ConversationView {
 
     this.members = new MembersPanel(this.session, id, () => this.toggleMembers(false));
     this.chat = h('div', { class: 'chat' }, header, this.scroller, this.typingEl, this.composer.error, this.composer.form);
+    this.composer.acceptDrops(this.chat);
     this.element = h(
       'section',
       { class: 'conversation', 'aria-labelledby': 'conversation-title', 'data-id': id },
@@ -105,7 +121,7 @@ export class ConversationView {
   }
 
   destroy() {
-    this.composer.stopTyping();
+    this.composer.destroy();
     for (const off of this.disposers) off();
     this.members.destroy();
     clearInterval(this.clock);
@@ -129,6 +145,10 @@ export class ConversationView {
       client.on('synced', () => this.join()),
       client.on('state', () => this.renderPending()),
       client.on('outbox', () => this.renderPending()),
+      client.on('upload', ({ upload }) => {
+        const node = this.pendingList.querySelector(`.upload[data-key="${upload.key}"]`);
+        if (node) updateUpload(node, upload);
+      }),
       client.on('send:failed', ({ entry, error }) => {
         if (entry.conversation_id !== id) return;
         this.composer.failed(entry.body, error);
@@ -245,6 +265,12 @@ export class ConversationView {
       if (this.oldestSeq === null || message.seq < this.oldestSeq) this.oldestSeq = message.seq;
       if (message.seq > this.newestSeq) this.newestSeq = message.seq;
       if (message.client_id) this.pendingNodes.get(message.client_id)?.remove();
+      if (message.kind === 'system') {
+        // A removed file (PROTOCOL.md §2.10): shown removed wherever it was.
+        for (const attachment of message.attachments || []) if (attachment.removed) this.markRemoved(attachment);
+      } else {
+        for (const attachment of message.attachments || []) this.attachmentMessages.set(attachment.id, message.id);
+      }
     }
     if (messages.length) this.status.hidden = true;
   }
@@ -281,7 +307,8 @@ export class ConversationView {
           { class: mine || conversation?.kind !== 'group' ? 'msg-sender visually-hidden' : 'msg-sender' },
           mine ? 'You' : sender,
         ),
-        h('p', { class: 'msg-body', dir: 'auto' }, message.body),
+        this.renderAttachments(message, mine),
+        message.body ? h('p', { class: 'msg-body', dir: 'auto' }, message.body) : null,
         h(
           'span',
           { class: 'msg-meta' },
@@ -296,6 +323,41 @@ export class ConversationView {
     );
     if (status) this.renderReceipt(node, message);
     return node;
+  }
+
+  /** A message's files; a × on those the viewer may remove (their own, or any as a group's owner). */
+  renderAttachments(message, mine) {
+    const attachments = message.attachments || [];
+    if (attachments.length === 0) return null;
+    const { store, me } = this.session;
+    const conversation = store.conversations.get(this.conversationId);
+    const owner = conversation?.kind === 'group' && store.member(conversation, me.id)?.role === 'owner';
+    const onRemove = mine || owner ? (attachment) => this.removeAttachment(attachment) : null;
+    const views = attachments.map((attachment) => attachmentView(attachment, onRemove));
+    return h('div', { class: 'attachments' }, views);
+  }
+
+  /** Removes a sent file for everyone, once the person confirms. */
+  async removeAttachment(attachment) {
+    if (!confirm(`Remove ${attachment.filename} for everyone in this conversation?`)) return;
+    try {
+      await this.session.api.delete(`/api/attachments/${attachment.id}`);
+      // The system message that follows marks it removed, here and on every other screen.
+    } catch (err) {
+      this.composer.showError(`Not removed: ${err.message}`);
+    }
+  }
+
+  /** A file removed since: its message shows a placeholder instead (`removed` is the new entry). */
+  markRemoved(removed) {
+    const message = this.messages.get(this.attachmentMessages.get(removed.id));
+    if (!message) return; // not on screen: a history page loaded later has it removed already
+    message.attachments = message.attachments.map((a) => (a.id === removed.id ? removed : a));
+    const node = this.nodes.get(message.id).querySelector(`.attachment[data-attachment-id="${removed.id}"]`);
+    const hadFocus = node?.contains(document.activeElement);
+    const placeholder = attachmentView(removed);
+    node?.replaceWith(placeholder);
+    if (hadFocus) this.composer.focus();
   }
 
   /** "Sent" / "Read" (direct) or "Read by N" (group), from the other members' read markers. */
@@ -336,7 +398,8 @@ export class ConversationView {
           h(
             'div',
             { class: 'bubble' },
-            h('p', { class: 'msg-body', dir: 'auto' }, entry.body),
+            entry.files.length > 0 ? h('ul', { class: 'uploads' }, entry.files.map((u) => uploadView(u))) : null,
+            entry.body ? h('p', { class: 'msg-body', dir: 'auto' }, entry.body) : null,
             h('span', { class: 'msg-meta' }, h('span', { class: 'msg-status', 'data-status': 'pending' })),
           ),
         );

@@ -1,4 +1,5 @@
-// dom.js: the few helpers the views share. Every piece of text goes into the page as a text node
+// dom.js: the few helpers the views share, and how files look wherever they show (the banner
+// "Files" below). Every piece of text goes into the page as a text node
 // (strings given to h() become Text nodes, never HTML), so user text can never become markup.
 // Nor can it hide what it is: bidirectional embeddings, overrides and isolates (U+202A-202E,
 // U+2066-2069) are shown as visible marks instead of reordering the text, so that a body like
@@ -146,4 +147,173 @@ export function presenceText(presence) {
   if (!presence) return '';
   if (presence.online) return 'Online';
   return presence.last_seen_at ? `last seen ${ago(presence.last_seen_at)}` : 'Offline';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files (PROTOCOL.md §2.10). In a message: an image as its thumbnail, which opens the full image
+// in a new tab; any other file as a chip with its name and size, which downloads it; a removed
+// one as a small placeholder. On its way: an upload's name, size, progress bar and state. In the
+// conversation list: "Photo" or the file's name. Nothing shows a picked image before it is
+// uploaded: that would take a blob: URL, and the page's CSP allows images from the server only.
+
+const THUMBNAIL_MAX_PX = 320; // the server's thumbnails fit in 320×320
+
+/** "512 B", "12 KB", "3.4 MB". */
+export function formatSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KB', 'MB', 'GB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+function isImage(attachment) {
+  return (attachment.content_type || '').startsWith('image/');
+}
+
+/** A message's files in a few words: "Photo", "notes.pdf", "Photo and 2 more". */
+export function filesSummary(attachments) {
+  const first = attachments[0];
+  const name = isImage(first) ? 'Photo' : first.filename;
+  return attachments.length > 1 ? `${name} and ${attachments.length - 1} more` : name;
+}
+
+/**
+ * One file of a message, as a node marked with its id (to be replaced once it is removed).
+ * `onRemove(attachment)`, for those who may remove it, adds a × button that asks first.
+ */
+export function attachmentView(attachment, onRemove) {
+  if (attachment.removed || !attachment.url) {
+    return h(
+      'div',
+      { class: 'attachment attachment--removed', 'data-attachment-id': attachment.id },
+      h('span', { class: 'file-removed', title: attachment.filename }, 'File removed'),
+    );
+  }
+  const remove = onRemove
+    ? h(
+        'button',
+        {
+          type: 'button',
+          class: 'file-remove',
+          'aria-label': `Remove ${attachment.filename}`,
+          title: 'Remove this file for everyone',
+          onclick: () => onRemove(attachment),
+        },
+        '×',
+      )
+    : null;
+  return h(
+    'div',
+    { class: 'attachment', 'data-attachment-id': attachment.id },
+    attachment.thumbnail_url ? thumbnail(attachment) : fileChip(attachment),
+    remove,
+  );
+}
+
+/** The thumbnail, sized before it loads (no jump as it arrives), opening the full image. */
+function thumbnail(attachment) {
+  const size = thumbnailSize(attachment);
+  return h(
+    'a',
+    {
+      class: 'thumb',
+      href: attachment.url,
+      target: '_blank',
+      rel: 'noopener',
+      title: `${attachment.filename}: open full size`,
+    },
+    h('img', {
+      src: attachment.thumbnail_url,
+      alt: attachment.filename,
+      width: size?.width,
+      height: size?.height,
+      loading: 'lazy',
+      decoding: 'async',
+    }),
+  );
+}
+
+/** The thumbnail's size: the image's, scaled down to fit the server's box. */
+function thumbnailSize({ width, height }) {
+  if (!width || !height) return null;
+  const scale = Math.min(1, THUMBNAIL_MAX_PX / width, THUMBNAIL_MAX_PX / height);
+  return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
+}
+
+/** Any other file: its type's extension, name and size; the server sends it as a download. */
+function fileChip(attachment) {
+  const extension = attachment.filename.includes('.') ? attachment.filename.split('.').pop() : '';
+  return h(
+    'a',
+    { class: 'file-chip', href: attachment.url, download: attachment.filename },
+    h('span', { class: 'file-icon', 'aria-hidden': 'true' }, extension.slice(0, 4).toUpperCase() || 'FILE'),
+    h(
+      'span',
+      { class: 'file-text' },
+      h('span', { class: 'file-name' }, attachment.filename),
+      h('span', { class: 'file-size' }, `${formatSize(attachment.size)} · Download`),
+    ),
+  );
+}
+
+/**
+ * A file on its way (client.upload()): name, size, a progress bar and what it waits for.
+ * `onRemove(upload)` adds a × to give it up. updateUpload() follows its changes.
+ */
+export function uploadView(upload, onRemove) {
+  const node = h(
+    'li',
+    { class: 'upload', 'data-key': upload.key },
+    h(
+      'span',
+      { class: 'upload-text' },
+      h('span', { class: 'upload-name' }, upload.filename),
+      h('span', { class: 'upload-status' }),
+    ),
+    h('progress', { max: 1, value: 0, 'aria-label': `Uploading ${upload.filename}` }),
+    onRemove
+      ? h(
+          'button',
+          {
+            type: 'button',
+            class: 'file-remove',
+            'aria-label': `Remove ${upload.filename}`,
+            onclick: () => onRemove(upload),
+          },
+          '×',
+        )
+      : null,
+  );
+  updateUpload(node, upload);
+  return node;
+}
+
+export function updateUpload(node, upload) {
+  node.dataset.state = upload.state;
+  const progress = node.querySelector('progress');
+  progress.value = upload.progress;
+  progress.hidden = upload.state !== 'uploading';
+  node.querySelector('.upload-status').textContent = `${formatSize(upload.size)} · ${uploadState(upload)}`;
+}
+
+function uploadState(upload) {
+  switch (upload.state) {
+    case 'uploading':
+      return `${Math.round(upload.progress * 100)}%`;
+    case 'uploaded':
+      return 'Uploaded';
+    case 'failed':
+      return `Not uploaded: ${upload.error?.message || 'refused'}`;
+    case 'lost':
+      return 'Lost when the page was reloaded';
+    case 'discarded':
+      return 'Removed';
+    default:
+      return upload.error ? 'Waiting to try again…' : 'Waiting for connection…';
+  }
 }

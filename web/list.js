@@ -1,7 +1,8 @@
-// list.js: the conversation list: latest activity first, with the last message, its time, the
-// unread count and (for direct conversations) the other person's presence; updated live.
+// list.js: the conversation list: latest activity first, with the last message (its text, or
+// "Photo" or a file's name), its time, the unread count and (for direct conversations) the other
+// person's presence; updated live.
 
-import { h, replaceChildren, avatar, shortTime, fullTime, srOnly } from './dom.js';
+import { h, replaceChildren, avatar, shortTime, fullTime, srOnly, filesSummary } from './dom.js';
 
 export class ConversationList {
   constructor(session) {
@@ -80,7 +81,7 @@ export class ConversationList {
     const last = conversation.last_message;
     let preview = 'No messages yet';
     if (last) {
-      preview = senderPrefix(store, conversation, last) + last.body.replace(/\s+/g, ' ');
+      preview = senderPrefix(store, conversation, last) + previewText(last);
     }
     const unread = conversation.unread_count;
     const stamp = last ? last.created_at : conversation.updated_at;
@@ -115,6 +116,15 @@ export class ConversationList {
     replaceChildren(item, link);
     if (hadFocus) link.focus();
   }
+}
+
+/** The message's text on one line; with files, what they are first: "Photo · Look at this". */
+function previewText(message) {
+  const text = message.body.replace(/\s+/g, ' ');
+  const files = message.kind === 'system' ? [] : message.attachments || [];
+  if (files.length === 0) return text;
+  const summary = filesSummary(files);
+  return text.trim() ? `${summary} · ${text.trim()}` : summary;
 }
 
 /** "You: " for one's own messages, "Name: " in groups, nothing for system messages. */
