@@ -51,6 +51,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod attachments;
 pub mod auth;
 pub mod cluster;
 pub mod config;
@@ -86,6 +87,7 @@ use crate::cluster::Broker;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::admission::{self, Admission};
+use crate::attachments::Files;
 use crate::http::body_timeout;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::invitations::GroupInvites;
@@ -142,6 +144,10 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     )?;
     let store = Store::connect(&url, config.db_pool_size, Duration::from_millis(config.db_timeout_ms)).await?;
     auth::admins::provision(&store, &config.admin_users, config.accounts.admin_password_hash.as_deref()).await?;
+    let files = Files::open(&config.files, &url, store.clone())?;
+    files::urls::install(&secret, Duration::from_secs(config.files.url_ttl_secs));
+    attachments::start_sweeper(files.clone());
+    let files = web::Data::new(files);
 
     let limits = Arc::new(config.limits.clone());
     // Shared actors are started once, here, never inside the HttpServer factory (which runs
@@ -216,6 +222,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
             .app_data(proxies.clone())
             .app_data(exposure.clone())
             .app_data(invites.clone())
+            .app_data(files.clone())
             .configure(|cfg| http::routes(cfg, origins.cors()))
             // The last wrapped runs first: a connection over its cap is refused before anything.
             .wrap(from_fn(body_timeout::limit))
