@@ -26,6 +26,7 @@
 //! - `startup`: what the server refuses to start with.
 //!
 //! Conversations and messages
+//! - `attachments`: files in messages: upload, download, the rules of a send, removal, limits.
 //! - `conversations`: creating and reading conversations; `conversation_list`: listing them.
 //! - `membership`: adding, removing and leaving members of a group.
 //! - `messages`: sending over REST and WebSocket, history, the shape of a message.
@@ -60,6 +61,7 @@ mod common;
 
 mod accounts;
 mod admin_names;
+mod attachments;
 mod authorization;
 mod bench;
 mod cluster;
