@@ -23,6 +23,10 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// An upload whose bytes are not of a type the server accepts (its name and declared
+    /// Content-Type are never believed).
+    #[error("{0}")]
+    UnsupportedType(String),
     #[error("too many requests: retry in {retry_after_ms} ms")]
     RateLimited { retry_after_ms: u64 },
     /// A dependency (the database, a busy actor) cannot serve now; retrying later may work.
@@ -51,6 +55,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::UnsupportedType(_) => "unsupported_type",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable(_) | Error::Overloaded | Error::ActorStopped => "unavailable",
             Error::Internal(_) => "internal",
@@ -65,6 +70,7 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) | Error::Overloaded | Error::ActorStopped => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

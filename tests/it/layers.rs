@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["types", "metrics"],
     &["error"],
+    &["files"],
     &["config"],
     &["protocol"],
     &["store"],
