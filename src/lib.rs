@@ -10,6 +10,8 @@
 //!
 //! - [`config`]: every setting, from flags and `PARLEY_*` variables.
 //! - [`error`]: the one error type, and how it maps to HTTP statuses and protocol codes.
+//! - [`files`]: what an uploaded file is, from its bytes: its type, an image's size and
+//!   thumbnail, its metadata stripped, a safe name to serve it under.
 //! - [`types`]: typed ids, `Seq` positions and timestamps (diesel types on both backends), and
 //!   the `Unread` counts.
 //! - [`metrics`]: the names of the Prometheus metrics, and the exporter behind `/metrics`.
