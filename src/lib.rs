@@ -17,6 +17,7 @@
 //! - [`store`]: the database behind a small async API; migrations per backend; the group
 //!   committer, which commits the sends of many conversations in one transaction (and asks
 //!   for cluster-wide rate permits through its `Permits` port).
+//! - [`files`]: where attachment files live: a local directory or an S3-compatible store.
 //! - [`rate_limit`]: messages per second per user, on this node.
 //! - [`slots`]: counted places given back on drop: connections per address, sessions per user
 //!   and per address.
@@ -55,6 +56,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod metrics;
 pub mod protocol;

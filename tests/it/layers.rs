@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["config"],
     &["protocol"],
-    &["store"],
+    &["store", "files"],
     &["rate_limit", "auth", "slots"],
     &["cluster", "rules"],
     &["actors"],
