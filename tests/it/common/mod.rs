@@ -11,6 +11,7 @@
 //! - [`answers`]: checks of the protocol's JSON answers (errors, timestamps, members, seqs).
 //! - [`db`]: a fresh database per test; [`skips`]: what a bare machine did not run.
 //! - [`raw`], [`process`], [`cluster`]: what a library client or an in-process server cannot do.
+//! - [`s3`]: a prefix of the test bucket for each S3 test.
 
 pub mod answers;
 pub mod cluster;
@@ -18,6 +19,7 @@ pub mod db;
 pub mod http;
 pub mod process;
 pub mod raw;
+pub mod s3;
 pub mod scene;
 pub mod skips;
 pub mod tokens;
