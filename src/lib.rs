@@ -19,6 +19,7 @@
 //! - [`store`]: the database behind a small async API; migrations per backend; the group
 //!   committer, which commits the sends of many conversations in one transaction (and asks
 //!   for cluster-wide rate permits through its `Permits` port).
+//! - [`files`]: where attachment files live: a local directory or an S3-compatible store.
 //! - [`rate_limit`]: messages per second per user, on this node.
 //! - [`slots`]: counted places given back on drop: connections per address, sessions per user
 //!   and per address.
@@ -84,12 +85,12 @@ use crate::actors::presence::{CloseAll, Presence};
 use crate::actors::registry::Registry;
 use crate::actors::session::SessionDeps;
 use crate::app::AppState;
+use crate::attachments::Files;
 use crate::auth::{Auth, Keys};
 use crate::cluster::Broker;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::admission::{self, Admission};
-use crate::attachments::Files;
 use crate::http::body_timeout;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::invitations::GroupInvites;

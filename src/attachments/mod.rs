@@ -97,11 +97,16 @@ impl Files {
 
     /// Checks an upload of `uploader`'s to `conversation` (a member: the caller checked), stores
     /// it and its thumbnail, and records it.
-    pub async fn accept(&self, conversation: ConversationId, uploader: UserId, upload: Received) -> Result<AttachmentRow> {
+    pub async fn accept(
+        &self,
+        conversation: ConversationId,
+        uploader: UserId,
+        upload: Received,
+    ) -> Result<AttachmentRow> {
         let inner = &self.inner;
-        let sniffed = sniff::sniff(&upload.head)
-            .filter(|sniffed| inner.allowed.allows(sniffed))
-            .ok_or_else(|| Error::UnsupportedType(format!("this type of file is not accepted ({})", inner.config.types)))?;
+        let sniffed = sniff::sniff(&upload.head).filter(|sniffed| inner.allowed.allows(sniffed)).ok_or_else(|| {
+            Error::UnsupportedType(format!("this type of file is not accepted ({})", inner.config.types))
+        })?;
         let id = AttachmentId::random();
         let mut facts = None;
         let mut stripped = None;
@@ -109,7 +114,8 @@ impl Files {
             let path = upload.file.path().to_path_buf();
             let limits = ImageLimits { max_pixels: inner.config.max_image_pixels, thumbnail_edge: THUMBNAIL_EDGE };
             let strip = inner.config.strip_image_metadata;
-            let _permit = inner.decoders.acquire().await.map_err(|_| Error::Unavailable("the server is stopping".into()))?;
+            let _permit =
+                inner.decoders.acquire().await.map_err(|_| Error::Unavailable("the server is stopping".into()))?;
             let (examined, without_metadata) = actix_web::web::block(move || examine(&path, sniffed, &limits, strip))
                 .await
                 .map_err(|err| Error::Internal(format!("image task: {err}")))??;
@@ -125,7 +131,10 @@ impl Files {
         inner.storage.put_file(&key, path).await?;
         let thumbnail = facts.as_mut().and_then(|facts| facts.thumbnail.take());
         if let Some(thumbnail) = &thumbnail {
-            let stored = inner.storage.put_bytes(&self::key(conversation, id, Variant::Thumbnail), Bytes::from(thumbnail.bytes.clone())).await;
+            let stored = inner
+                .storage
+                .put_bytes(&self::key(conversation, id, Variant::Thumbnail), Bytes::from(thumbnail.bytes.clone()))
+                .await;
             if let Err(err) = stored {
                 let _ = inner.storage.delete(&key).await;
                 return Err(err);
@@ -156,7 +165,12 @@ impl Files {
     }
 
     /// The bytes of `variant` of `row` (a range of them if asked).
-    pub async fn download(&self, row: &AttachmentRow, variant: Variant, range: Option<std::ops::Range<u64>>) -> Result<Download> {
+    pub async fn download(
+        &self,
+        row: &AttachmentRow,
+        variant: Variant,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<Download> {
         self.inner.storage.get(&key(row.conversation_id, row.id, variant), range).await
     }
 

@@ -8,6 +8,7 @@
 //! - [`images`]: an image's size, refused before decoding when too large, and its thumbnail.
 //! - [`metadata`]: a copy of a JPEG, PNG or WebP without its location, camera and text metadata.
 //! - [`names`]: a file name safe to show and to serve, and its `Content-Disposition`.
+//! - [`storage`]: where the bytes live: a local directory or an S3-compatible object store.
 //! - [`urls`]: signed, expiring links to a file.
 //!
 //! `sniff`, `images`, `metadata` and `names` block (they read and write the files they are
@@ -17,4 +18,5 @@ pub mod images;
 pub mod metadata;
 pub mod names;
 pub mod sniff;
+pub mod storage;
 pub mod urls;

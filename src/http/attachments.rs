@@ -14,9 +14,9 @@ use crate::app::AppState;
 use crate::attachments::{Files, Received};
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
+use crate::files::names;
 use crate::files::sniff::SNIFF_BYTES;
 use crate::files::urls::{self, Variant};
-use crate::files::names;
 use crate::protocol::{ConversationKind, LinkedAttachment, Role};
 use crate::rules;
 use crate::store::{AttachmentCursor, AttachmentRow};
@@ -68,11 +68,8 @@ pub async fn upload(
     let max = files.max_bytes();
     // Refused before a byte is read when the request says it is too large (a multipart body
     // holds the file and a few hundred bytes of headers).
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > max + 16 * 1024) {
         return Err(too_large(max));
     }
@@ -109,7 +106,8 @@ async fn receive(mut multipart: Multipart, max: u64) -> Result<Received> {
 async fn spool(mut field: Field, max: u64) -> Result<Received> {
     let filename = field.content_disposition().and_then(|d| d.get_filename()).unwrap_or_default().to_string();
     let temp = tempfile::NamedTempFile::new().map_err(|err| Error::Internal(format!("temporary file: {err}")))?;
-    let mut out = tokio::fs::File::from_std(temp.reopen().map_err(|err| Error::Internal(format!("temporary file: {err}")))?);
+    let mut out =
+        tokio::fs::File::from_std(temp.reopen().map_err(|err| Error::Internal(format!("temporary file: {err}")))?);
     let (mut size, mut head) = (0u64, Vec::with_capacity(SNIFF_BYTES));
     while let Some(chunk) = field.next().await {
         let chunk = chunk.map_err(multipart_error)?;

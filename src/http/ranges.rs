@@ -19,10 +19,9 @@ pub enum Wanted {
 
 /// Does the client hold this version already (`If-None-Match` lists `etag`, or is `*`)?
 pub fn none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| tags.split(',').map(|tag| tag.trim().trim_start_matches("W/")).any(|tag| tag == etag || tag == "*"))
+    headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|tags| {
+        tags.split(',').map(|tag| tag.trim().trim_start_matches("W/")).any(|tag| tag == etag || tag == "*")
+    })
 }
 
 /// The part of a file of `size` bytes (ETag `etag`) that the request asks for.

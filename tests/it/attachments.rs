@@ -45,7 +45,10 @@ async fn a_photo_goes_from_upload_to_both_screens(backend: Backend) {
         .await;
     let carried = &sent["message"]["attachments"][0];
     assert_eq!(carried["id"], uploaded["id"]);
-    assert_eq!((carried["filename"].as_str(), carried["size"].as_u64()), (Some("haircut.png"), Some(photo.len() as u64)));
+    assert_eq!(
+        (carried["filename"].as_str(), carried["size"].as_u64()),
+        (Some("haircut.png"), Some(photo.len() as u64))
+    );
     assert!(carried.get("thumbnail").is_none() && carried.get("removed").is_none(), "{carried}");
 
     // Bob sees it live, and opens both links without a token, as an <img> would.
@@ -99,8 +102,13 @@ async fn downloads_open_for_members_and_signed_links_only(backend: Backend) {
     // Unsent: its uploader only.
     assert_eq!(server.fetch(&path, Some(&alice.token), &[]).await.status, 200);
     assert_eq!(server.fetch(&path, Some(&bob.token), &[]).await.status, 404, "not sent: not Bob's yet");
-    let (status, _) =
-        server.post(Some(&alice), &format!("/api/conversations/{conversation}/messages"), json!({"body": "the contract", "attachment_ids": [id]})).await;
+    let (status, _) = server
+        .post(
+            Some(&alice),
+            &format!("/api/conversations/{conversation}/messages"),
+            json!({"body": "the contract", "attachment_ids": [id]}),
+        )
+        .await;
     assert_eq!(status, 201);
 
     // Sent: members with a Bearer token; an outsider, with a token or without, gets nothing.
@@ -108,7 +116,11 @@ async fn downloads_open_for_members_and_signed_links_only(backend: Backend) {
     assert_eq!(opened.status, 200);
     assert_eq!(opened.bytes, document);
     assert_eq!(opened.header("content-type"), "application/pdf");
-    assert!(opened.header("content-disposition").starts_with("attachment;"), "{}", opened.header("content-disposition"));
+    assert!(
+        opened.header("content-disposition").starts_with("attachment;"),
+        "{}",
+        opened.header("content-disposition")
+    );
     assert!(opened.header("content-disposition").contains("contract.pdf"));
     assert_eq!(opened.header("x-content-type-options"), "nosniff");
     assert!(opened.header("content-security-policy").contains("sandbox"));
@@ -127,7 +139,11 @@ async fn downloads_open_for_members_and_signed_links_only(backend: Backend) {
     let other = server.uploaded(&alice, &conversation, "other.pdf", &pdf(1000)).await;
     let other_id = other["id"].as_str().unwrap();
     assert_eq!(server.fetch(&format!("/api/attachments/{other_id}?{query}"), None, &[]).await.status, 404);
-    assert_eq!(server.fetch(&format!("{base}/thumbnail?{query}"), None, &[]).await.status, 404, "a PDF has no thumbnail");
+    assert_eq!(
+        server.fetch(&format!("{base}/thumbnail?{query}"), None, &[]).await.status,
+        404,
+        "a PDF has no thumbnail"
+    );
     assert_eq!(server.fetch("/api/attachments/not-an-id", Some(&bob.token), &[]).await.status, 404);
     server.stop().await;
 }
@@ -224,15 +240,28 @@ async fn hostile_uploads_get_clear_errors(backend: Backend) {
     // Malformed bodies.
     assert_error(&upload(&alice, "empty.pdf", Vec::new()).await, 400, "bad_request");
     let two = server
-        .upload_parts(&alice, &conversation, &[Part::file("a.pdf", "application/pdf", &pdf(100)), Part::file("b.pdf", "application/pdf", &pdf(100))])
+        .upload_parts(
+            &alice,
+            &conversation,
+            &[Part::file("a.pdf", "application/pdf", &pdf(100)), Part::file("b.pdf", "application/pdf", &pdf(100))],
+        )
         .await;
     assert_error(&two, 400, "bad_request");
     let misnamed = server
-        .upload_parts(&alice, &conversation, &[Part { field: "upload", filename: "a.pdf", content_type: "application/pdf", bytes: &pdf(100) }])
+        .upload_parts(
+            &alice,
+            &conversation,
+            &[Part { field: "upload", filename: "a.pdf", content_type: "application/pdf", bytes: &pdf(100) }],
+        )
         .await;
     assert_error(&misnamed, 400, "bad_request");
     let (status, _) = server
-        .post_text(Some(&alice.token), &format!("/api/conversations/{conversation}/attachments"), "text/plain", "hello".into())
+        .post_text(
+            Some(&alice.token),
+            &format!("/api/conversations/{conversation}/attachments"),
+            "text/plain",
+            "hello".into(),
+        )
         .await;
     assert_eq!(status, 400);
 
@@ -268,12 +297,13 @@ fn crc32(bytes: &[u8]) -> u32 {
 }
 
 async fn an_attachment_is_sent_once_by_its_uploader(backend: Backend) {
-    let (Pair { server, alice, bob, conversation }, mut a, mut b) = Pair::connected(backend).await;
+    let (Pair { server, alice, conversation, .. }, mut a, mut b) = Pair::connected(backend).await;
     let carol = server.user("carol").await;
     let elsewhere = server.direct(&alice, &carol).await;
     let mine = server.uploaded(&alice, &conversation, "a.pdf", &pdf(500)).await;
     let id = mine["id"].clone();
-    let send = |conversation: &str, ids: Value| json!({"conversation_id": conversation, "body": "see", "attachment_ids": ids});
+    let send =
+        |conversation: &str, ids: Value| json!({"conversation_id": conversation, "body": "see", "attachment_ids": ids});
 
     // Someone else's upload, one of another conversation, an unknown id: the same 404.
     assert_eq!(b.error("message:send", send(&conversation, json!([id]))).await, "not_found");
@@ -284,7 +314,11 @@ async fn an_attachment_is_sent_once_by_its_uploader(backend: Backend) {
     let six: Vec<Value> = (0..6).map(|_| json!(uuid::Uuid::new_v4())).collect();
     assert_eq!(a.error("message:send", send(&conversation, json!(six))).await, "bad_request");
     let (status, _) = server
-        .post(Some(&alice), &format!("/api/conversations/{conversation}/messages"), json!({"body": "", "attachment_ids": []}))
+        .post(
+            Some(&alice),
+            &format!("/api/conversations/{conversation}/messages"),
+            json!({"body": "", "attachment_ids": []}),
+        )
         .await;
     assert_eq!(status, 400, "neither text nor file");
     // None of it was committed.
@@ -296,7 +330,11 @@ async fn an_attachment_is_sent_once_by_its_uploader(backend: Backend) {
     assert_eq!(sent["message"]["seq"], 1);
     assert_eq!(a.error("message:send", send(&conversation, json!([id]))).await, "conflict");
     let rest = server
-        .post(Some(&alice), &format!("/api/conversations/{conversation}/messages"), json!({"body": "again", "attachment_ids": [id]}))
+        .post(
+            Some(&alice),
+            &format!("/api/conversations/{conversation}/messages"),
+            json!({"body": "again", "attachment_ids": [id]}),
+        )
         .await;
     assert_error(&rest, 409, "conflict");
     // A file that failed its send (a bad second id) is still free: both or neither.
@@ -315,8 +353,13 @@ async fn a_removal_reaches_everyone_and_history(backend: Backend) {
     let mut c = server.ws(&carol).await;
 
     let photo = server.uploaded(&bob, &group, "before.png", &png(100, 100)).await;
-    let (status, sent) =
-        server.post(Some(&bob), &format!("/api/conversations/{group}/messages"), json!({"body": "before", "attachment_ids": [photo["id"]]})).await;
+    let (status, sent) = server
+        .post(
+            Some(&bob),
+            &format!("/api/conversations/{group}/messages"),
+            json!({"body": "before", "attachment_ids": [photo["id"]]}),
+        )
+        .await;
     assert_eq!(status, 201);
     let url = link(&sent["attachments"][0], "url");
     let thumb = link(&sent["attachments"][0], "thumbnail_url");
@@ -355,10 +398,16 @@ async fn a_removal_reaches_everyone_and_history(backend: Backend) {
 
     // The owner of a group may remove anyone's file.
     let carols = server.uploaded(&carol, &group, "c.pdf", &pdf(300)).await;
-    let (status, _) =
-        server.post(Some(&carol), &format!("/api/conversations/{group}/messages"), json!({"body": "", "attachment_ids": [carols["id"]]})).await;
+    let (status, _) = server
+        .post(
+            Some(&carol),
+            &format!("/api/conversations/{group}/messages"),
+            json!({"body": "", "attachment_ids": [carols["id"]]}),
+        )
+        .await;
     assert_eq!(status, 201);
-    let (status, _) = server.delete(Some(&alice), &format!("/api/attachments/{}", carols["id"].as_str().unwrap())).await;
+    let (status, _) =
+        server.delete(Some(&alice), &format!("/api/attachments/{}", carols["id"].as_str().unwrap())).await;
     assert_eq!(status, 204);
     server.stop().await;
 }
@@ -385,8 +434,13 @@ async fn unsent_uploads_are_withdrawn_or_swept(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert_eq!(server.stored_files(), Vec::<std::path::PathBuf>::new());
-    let (status, _) =
-        server.post(Some(&alice), &format!("/api/conversations/{conversation}/messages"), json!({"body": "x", "attachment_ids": [forgotten["id"]]})).await;
+    let (status, _) = server
+        .post(
+            Some(&alice),
+            &format!("/api/conversations/{conversation}/messages"),
+            json!({"body": "x", "attachment_ids": [forgotten["id"]]}),
+        )
+        .await;
     assert_eq!(status, 404, "a swept upload cannot be sent");
     server.stop().await;
 }
@@ -407,7 +461,10 @@ async fn limits_and_quota_are_explicit(backend: Backend) {
     server.uploaded(&alice, &conversation, "2.pdf", &pdf(40_000)).await;
     assert_error(&server.upload(&alice, &conversation, "3.pdf", &pdf(1_000)).await, 413, "quota_exceeded");
     assert_eq!(server.upload(&bob, &conversation, "b.pdf", &pdf(1_000)).await.0, 201, "a quota is per user");
-    assert_eq!(server.delete(Some(&alice), &format!("/api/attachments/{}", first["id"].as_str().unwrap())).await.0, 204);
+    assert_eq!(
+        server.delete(Some(&alice), &format!("/api/attachments/{}", first["id"].as_str().unwrap())).await.0,
+        204
+    );
     assert_eq!(server.upload(&alice, &conversation, "3.pdf", &pdf(1_000)).await.0, 201);
     server.stop().await;
 }

@@ -50,6 +50,7 @@
 //! - `web_client`: the bundled web client, served, and driven in a real browser.
 //! - `bench`: `parley-bench`'s own accounting.
 //! - `cluster`: several nodes on one PostgreSQL and one Redis.
+//! - `storage`: attachment files on S3: parts, ranges, an outage, runtimes, memory.
 //!
 //! The code itself
 //! - `layers`: the crate's modules depend one way (docs/ARCHITECTURE.md, "Layers").
@@ -97,6 +98,7 @@ mod sessions;
 mod sign_out_everywhere;
 mod slow_consumers;
 mod startup;
+mod storage;
 mod token_rules;
 mod tokens;
 mod typing;

@@ -72,7 +72,14 @@ pub fn run(args: &Args, base: &str, how: &Identities<'_>, lifetime: Duration) ->
     }))
 }
 
-async fn round(client: &Client, base: &str, user: &BenchUser, conversation: &str, n: usize, body: &Arc<Vec<u8>>) -> Result<Round, String> {
+async fn round(
+    client: &Client,
+    base: &str,
+    user: &BenchUser,
+    conversation: &str,
+    n: usize,
+    body: &Arc<Vec<u8>>,
+) -> Result<Round, String> {
     let started = Instant::now();
     let uploads = (0..n).map(|_| async {
         let mut response = client
@@ -86,7 +93,10 @@ async fn round(client: &Client, base: &str, user: &BenchUser, conversation: &str
         if response.status().as_u16() != 201 {
             return Err(format!("upload: HTTP {} {answer}", response.status()));
         }
-        Ok::<_, String>((answer["id"].as_str().unwrap_or_default().to_string(), answer["url"].as_str().unwrap_or_default().to_string()))
+        Ok::<_, String>((
+            answer["id"].as_str().unwrap_or_default().to_string(),
+            answer["url"].as_str().unwrap_or_default().to_string(),
+        ))
     });
     let uploaded: Vec<(String, String)> = join_all(uploads).await.into_iter().collect::<Result<_, _>>()?;
     let upload_secs = started.elapsed().as_secs_f64();
@@ -115,7 +125,9 @@ async fn round(client: &Client, base: &str, user: &BenchUser, conversation: &str
 const BOUNDARY: &str = "parley-bench-boundary";
 
 fn head() -> String {
-    format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bench.pdf\"\r\nContent-Type: application/pdf\r\n\r\n")
+    format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"bench.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
+    )
 }
 
 fn tail() -> String {

@@ -122,7 +122,10 @@ pub fn table(r: &Value) {
         line("upload (MiB/s)", show(&r["upload_mib_per_s"]));
         line("download (MiB/s)", show(&r["download_mib_per_s"]));
         let rss = &r["server_rss_mb"];
-        line("server RSS (MB)", format!("before {}  peak {}  after {}", show(&rss["before"]), show(&rss["peak"]), show(&rss["after"])));
+        line(
+            "server RSS (MB)",
+            format!("before {}  peak {}  after {}", show(&rss["before"]), show(&rss["peak"]), show(&rss["after"])),
+        );
         eprintln!();
         return;
     }

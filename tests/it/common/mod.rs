@@ -12,6 +12,7 @@
 //! - [`files`]: uploads (multipart made by hand), downloads with their headers, test images.
 //! - [`db`]: a fresh database per test; [`skips`]: what a bare machine did not run.
 //! - [`raw`], [`process`], [`cluster`]: what a library client or an in-process server cannot do.
+//! - [`s3`]: a prefix of the test bucket for each S3 test.
 
 pub mod answers;
 pub mod cluster;
@@ -20,6 +21,7 @@ pub mod files;
 pub mod http;
 pub mod process;
 pub mod raw;
+pub mod s3;
 pub mod scene;
 pub mod skips;
 pub mod tokens;
