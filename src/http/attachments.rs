@@ -22,6 +22,9 @@ use crate::rules;
 use crate::store::{AttachmentCursor, AttachmentRow};
 use crate::types::{AttachmentId, ConversationId, MessageId, Seq, Timestamp, UserId};
 
+/// What a multipart body may hold besides its file: boundaries and part headers.
+const MULTIPART_SLACK: u64 = 16 * 1024;
+
 /// Downloads are sandboxed: a file that a browser would render anyway runs nothing.
 const DOWNLOAD_POLICY: &str = "default-src 'none'; img-src 'self'; sandbox";
 
@@ -70,10 +73,11 @@ pub async fn upload(
     // holds the file and a few hundred bytes of headers).
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > max + 16 * 1024) {
+    if declared.is_some_and(|length| length > max + MULTIPART_SLACK) {
         return Err(too_large(max));
     }
-    files.check_quota(caller.id, declared.unwrap_or(0).min(max)).await?;
+    // The quota is checked again with the file's exact size once it is in.
+    files.check_quota(caller.id, declared.unwrap_or(0).saturating_sub(MULTIPART_SLACK).min(max)).await?;
     let received = receive(Multipart::new(req.headers(), payload), max).await?;
     // The rest runs to its end even if the client goes away: a database query must not be
     // dropped half-way (see `AuthUser`), and what is stored gets its row.

@@ -33,7 +33,10 @@ pub fn multipart(parts: &[Part]) -> (String, Vec<u8>) {
         body.extend_from_slice(
             format!(
                 "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n",
-                part.field, part.filename, part.content_type
+                part.field,
+                // A quoted-string: backslashes and quotes escaped, as browsers do.
+                part.filename.replace('\\', "\\\\").replace('"', "\\\""),
+                part.content_type
             )
             .as_bytes(),
         );
