@@ -233,6 +233,11 @@ pub struct Exposure {
     #[arg(long, env = "PARLEY_BODY_TIMEOUT_MS", default_value_t = 10_000)]
     pub body_timeout_ms: u64,
 
+    /// How long an upload's body may take to arrive, in milliseconds (instead of
+    /// PARLEY_BODY_TIMEOUT_MS: 10 MiB over a slow mobile link takes minutes).
+    #[arg(long, env = "PARLEY_UPLOAD_TIMEOUT_MS", default_value_t = 300_000)]
+    pub upload_timeout_ms: u64,
+
     /// Open WebSocket sessions per user on one node (one more: 429 at the upgrade).
     #[arg(long, env = "PARLEY_MAX_SESSIONS_PER_USER", default_value_t = 32)]
     pub max_sessions_per_user: usize,
@@ -250,6 +255,10 @@ pub struct Exposure {
 impl Exposure {
     pub fn body_timeout(&self) -> Duration {
         Duration::from_millis(self.body_timeout_ms)
+    }
+
+    pub fn upload_timeout(&self) -> Duration {
+        Duration::from_millis(self.upload_timeout_ms)
     }
 }
 
@@ -323,11 +332,6 @@ pub struct FileConfig {
     /// Uploads not sent within this many seconds are removed.
     #[arg(long, env = "PARLEY_UNSENT_ATTACHMENT_TTL_SECS", default_value_t = 86_400)]
     pub unsent_ttl_secs: u64,
-
-    /// How long an upload's body may take to arrive, in milliseconds (instead of
-    /// PARLEY_BODY_TIMEOUT_MS: 10 MiB over a slow mobile link takes minutes).
-    #[arg(long, env = "PARLEY_UPLOAD_TIMEOUT_MS", default_value_t = 300_000)]
-    pub upload_timeout_ms: u64,
 }
 
 impl Limits {

@@ -23,6 +23,15 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A byte range past the end of a file of `size` bytes.
+    #[error("the range asked for is not within the file's {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    /// An upload would take its uploader over PARLEY_ATTACHMENT_QUOTA_BYTES.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// A file of a type not accepted (decided from its bytes).
+    #[error("{0}")]
+    UnsupportedType(String),
     #[error("too many requests: retry in {retry_after_ms} ms")]
     RateLimited { retry_after_ms: u64 },
     /// A dependency (the database, a busy actor) cannot serve now; retrying later may work.
@@ -51,6 +60,9 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::QuotaExceeded(_) => "quota_exceeded",
+            Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            Error::UnsupportedType(_) => "unsupported_type",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable(_) | Error::Overloaded | Error::ActorStopped => "unavailable",
             Error::Internal(_) => "internal",
@@ -64,7 +76,9 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::PayloadTooLarge(_) | Error::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) | Error::Overloaded | Error::ActorStopped => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -134,8 +148,14 @@ impl ResponseError for Error {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status());
-        if let Error::RateLimited { retry_after_ms } = self {
-            response.insert_header(("Retry-After", retry_after_ms.div_ceil(1000).to_string()));
+        match self {
+            Error::RateLimited { retry_after_ms } => {
+                response.insert_header(("Retry-After", retry_after_ms.div_ceil(1000).to_string()));
+            }
+            Error::RangeNotSatisfiable { size } => {
+                response.insert_header(("Content-Range", format!("bytes */{size}")));
+            }
+            _ => {}
         }
         response.json(ErrorEnvelope { error: self.report() })
     }

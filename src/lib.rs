@@ -10,6 +10,8 @@
 //!
 //! - [`config`]: every setting, from flags and `PARLEY_*` variables.
 //! - [`error`]: the one error type, and how it maps to HTTP statuses and protocol codes.
+//! - [`files`]: what an uploaded file is, from its bytes: its type, an image's size and
+//!   thumbnail, its metadata stripped, a safe name to serve it under.
 //! - [`types`]: typed ids, `Seq` positions and timestamps (diesel types on both backends), and
 //!   the `Unread` counts.
 //! - [`metrics`]: the names of the Prometheus metrics, and the exporter behind `/metrics`.
@@ -17,6 +19,7 @@
 //! - [`store`]: the database behind a small async API; migrations per backend; the group
 //!   committer, which commits the sends of many conversations in one transaction (and asks
 //!   for cluster-wide rate permits through its `Permits` port).
+//! - [`files`]: where attachment files live: a local directory or an S3-compatible store.
 //! - [`rate_limit`]: messages per second per user, on this node.
 //! - [`slots`]: counted places given back on drop: connections per address, sessions per user
 //!   and per address.
@@ -51,6 +54,7 @@
 
 pub mod actors;
 pub mod app;
+pub mod attachments;
 pub mod auth;
 pub mod cluster;
 pub mod config;
@@ -81,6 +85,7 @@ use crate::actors::presence::{CloseAll, Presence};
 use crate::actors::registry::Registry;
 use crate::actors::session::SessionDeps;
 use crate::app::AppState;
+use crate::attachments::Files;
 use crate::auth::{Auth, Keys};
 use crate::cluster::Broker;
 use crate::config::Config;
@@ -142,6 +147,10 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     )?;
     let store = Store::connect(&url, config.db_pool_size, Duration::from_millis(config.db_timeout_ms)).await?;
     auth::admins::provision(&store, &config.admin_users, config.accounts.admin_password_hash.as_deref()).await?;
+    let files = Files::open(&config.files, &url, store.clone())?;
+    files::urls::install(&secret, Duration::from_secs(config.files.url_ttl_secs));
+    attachments::start_sweeper(files.clone());
+    let files = web::Data::new(files);
 
     let limits = Arc::new(config.limits.clone());
     // Shared actors are started once, here, never inside the HttpServer factory (which runs
@@ -216,6 +225,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
             .app_data(proxies.clone())
             .app_data(exposure.clone())
             .app_data(invites.clone())
+            .app_data(files.clone())
             .configure(|cfg| http::routes(cfg, origins.cors()))
             // The last wrapped runs first: a connection over its cap is refused before anything.
             .wrap(from_fn(body_timeout::limit))

@@ -29,6 +29,9 @@ pub const CONNECTIONS: &str = "parley_connections_total";
 pub const REFUSED: &str = "parley_refused_total";
 /// Requests and sessions refused because their token was revoked (sign-out everywhere).
 pub const TOKENS_REVOKED: &str = "parley_tokens_revoked_total";
+/// Uploads stored (counted once their row is written), and their bytes.
+pub const ATTACHMENTS_STORED: &str = "parley_attachments_stored_total";
+pub const ATTACHMENT_BYTES: &str = "parley_attachment_bytes_total";
 /// WebSocket sessions opened.
 pub const SESSIONS_OPENED: &str = "parley_sessions_opened_total";
 /// Cluster events published to the broker, received from other nodes, and dropped unpublished

@@ -127,27 +127,32 @@ impl Attachments {
 }
 
 impl Serialize for Attachments {
-    /// Each attachment with its signed links (none for a removed one).
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct Linked<'a> {
-            #[serde(flatten)]
-            attachment: &'a Attachment,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            url: Option<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            thumbnail_url: Option<String>,
-        }
-        serializer.collect_seq(self.0.iter().map(|attachment| {
-            let live = !attachment.removed;
-            Linked {
-                attachment,
-                url: live.then(|| link(attachment.id, Variant::Original)),
-                thumbnail_url: (live && attachment.has_thumbnail)
-                    .then(|| link(attachment.id, Variant::Thumbnail)),
-            }
-        }))
+        serializer.collect_seq(self.0.iter().map(Attachment::linked))
     }
+}
+
+impl Attachment {
+    /// As the wire shows it: with its signed links (none once removed).
+    pub fn linked(&self) -> LinkedAttachment<'_> {
+        let live = !self.removed;
+        LinkedAttachment {
+            attachment: self,
+            url: live.then(|| link(self.id, Variant::Original)),
+            thumbnail_url: (live && self.has_thumbnail).then(|| link(self.id, Variant::Thumbnail)),
+        }
+    }
+}
+
+/// An [`Attachment`] with its links, made when it is serialised.
+#[derive(Serialize)]
+pub struct LinkedAttachment<'a> {
+    #[serde(flatten)]
+    attachment: &'a Attachment,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thumbnail_url: Option<String>,
 }
 
 /// Enums stored as `TEXT` on both backends, spelled as on the wire.

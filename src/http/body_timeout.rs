@@ -6,6 +6,9 @@
 //! reads the body (the JSON extractor, [`super::read_body`]) gets an error when it passes; the
 //! answer is `bad_request`, and actix closes a connection whose body was not read to the end.
 //!
+//! Uploads (`POST …/attachments`) get `PARLEY_UPLOAD_TIMEOUT_MS` instead: a 10 MiB photo over a
+//! slow mobile link takes minutes, not seconds.
+//!
 //! The WebSocket upgrade is left alone: its "body" is the WebSocket, which has a heartbeat.
 
 use std::io;
@@ -30,7 +33,10 @@ pub async fn limit(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if req.path() != "/ws" {
-        let body = Deadline { body: req.take_payload(), timer: Box::pin(tokio::time::sleep(exposure.body_timeout())) };
+        // An upload is allowed longer (PARLEY_UPLOAD_TIMEOUT_MS).
+        let upload = req.method() == actix_web::http::Method::POST && req.path().ends_with("/attachments");
+        let deadline = if upload { exposure.upload_timeout() } else { exposure.body_timeout() };
+        let body = Deadline { body: req.take_payload(), timer: Box::pin(tokio::time::sleep(deadline)) };
         let body: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(body);
         req.set_payload(Payload::from(body));
     }

@@ -5,6 +5,7 @@
 
 mod admin;
 pub mod admission;
+mod attachments;
 mod auth;
 pub mod body_timeout;
 mod client;
@@ -14,6 +15,7 @@ mod health;
 pub mod invitations;
 mod messages;
 pub mod origin;
+mod ranges;
 mod users;
 mod ws;
 
@@ -51,6 +53,11 @@ pub fn routes(cfg: &mut web::ServiceConfig, cors: actix_cors::Cors) {
                 .route("/conversations/{id}/members/{user_id}", web::delete().to(conversations::remove_member))
                 .route("/conversations/{id}/messages", web::get().to(messages::history))
                 .route("/conversations/{id}/messages", web::post().to(messages::send))
+                .route("/conversations/{id}/attachments", web::post().to(attachments::upload))
+                .route("/conversations/{id}/attachments", web::get().to(attachments::list))
+                .route("/attachments/{id}", web::get().to(attachments::original))
+                .route("/attachments/{id}", web::delete().to(attachments::remove))
+                .route("/attachments/{id}/thumbnail", web::get().to(attachments::thumbnail))
                 .route("/conversations/{id}/read", web::post().to(messages::read))
                 .route("/conversations/{id}/unread", web::post().to(messages::unread))
                 .route("/admin/actors", web::get().to(admin::actors))

@@ -113,18 +113,17 @@ impl Store {
                 .into_boxed();
             if let Some(AttachmentCursor { seq, id }) = before {
                 query = query.filter(
-                    attachments::sent_seq
-                        .lt(seq)
-                        .or(attachments::sent_seq.eq(seq).and(attachments::id.lt(id))),
+                    attachments::sent_seq.lt(seq).or(attachments::sent_seq.eq(seq).and(attachments::id.lt(id))),
                 );
             }
             Ok::<_, Error>(query.load(conn).await?)
         })?;
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
-        let next = more.then(|| rows.last()).flatten().and_then(|last| {
-            Some(AttachmentCursor { seq: last.sent_seq?, id: last.id })
-        });
+        let next = more
+            .then(|| rows.last())
+            .flatten()
+            .and_then(|last| Some(AttachmentCursor { seq: last.sent_seq?, id: last.id }));
         Ok(AttachmentPage { attachments: rows, next })
     }
 

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["types", "metrics"],
     &["error"],
-    &["config"],
     &["files"],
+    &["config"],
     &["protocol"],
     &["store"],
     &["rate_limit", "auth", "slots", "attachments"],

@@ -26,6 +26,7 @@
 //! - `startup`: what the server refuses to start with.
 //!
 //! Conversations and messages
+//! - `attachments`: files in messages: upload, download, the rules of a send, removal, limits.
 //! - `conversations`: creating and reading conversations; `conversation_list`: listing them.
 //! - `membership`: adding, removing and leaving members of a group.
 //! - `messages`: sending over REST and WebSocket, history, the shape of a message.
@@ -49,6 +50,7 @@
 //! - `web_client`: the bundled web client, served, and driven in a real browser.
 //! - `bench`: `parley-bench`'s own accounting.
 //! - `cluster`: several nodes on one PostgreSQL and one Redis.
+//! - `storage`: attachment files on S3: parts, ranges, an outage, runtimes, memory.
 //!
 //! The code itself
 //! - `layers`: the crate's modules depend one way (docs/ARCHITECTURE.md, "Layers").
@@ -60,6 +62,7 @@ mod common;
 
 mod accounts;
 mod admin_names;
+mod attachments;
 mod authorization;
 mod bench;
 mod cluster;
@@ -95,6 +98,7 @@ mod sessions;
 mod sign_out_everywhere;
 mod slow_consumers;
 mod startup;
+mod storage;
 mod token_rules;
 mod tokens;
 mod typing;

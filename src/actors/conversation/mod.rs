@@ -48,7 +48,9 @@ use crate::store::models::MemberRow;
 use crate::store::{Committer, Store};
 use crate::types::{ConversationId, Timestamp, UserId};
 
-pub use handlers::{ActorStats, AddMember, InjectFault, Inspect, MarkRead, RemoveMember, SendMessage, Typing, Typists};
+pub use handlers::{
+    ActorStats, AddMember, InjectFault, Inspect, MarkRead, RemoveAttachment, RemoveMember, SendMessage, Typing, Typists,
+};
 use live::Live;
 use order::Sequencer;
 use queue::WriteQueue;

@@ -74,6 +74,20 @@ pub struct Args {
     #[arg(long, default_value_t = 10.0)]
     pub hold: f64,
 
+    /// Files mode: upload this many files at once (then download them at once), and report
+    /// throughput and the server's memory (with --server-pid).
+    #[arg(long)]
+    pub uploads: Option<usize>,
+
+    /// Files mode: bytes per file.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    pub file_size: usize,
+
+    /// Files mode: rounds of uploads and downloads (the best round's throughput is reported;
+    /// the memory peak is over all of them).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+
     /// Connections (and REST requests) being opened at once.
     #[arg(long, default_value_t = 200)]
     pub connect_concurrency: usize,

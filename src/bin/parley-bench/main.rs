@@ -11,12 +11,14 @@
 //! - `tally`: its accounting: what each message became, acks, deliveries, latencies.
 //! - `traffic`: one connection of the message mode: its reader and its writer.
 //! - `connections`: the connection mode (idle sockets held open).
+//! - `files`: the files mode (uploads and downloads at once, memory and throughput).
 //! - `usage`: CPU and memory from /proc, the open-files limit.
 //! - `report`: the JSON line (stdout) and the table (stderr).
 
 mod args;
 mod clock;
 mod connections;
+mod files;
 mod report;
 mod run;
 mod setup;
@@ -67,6 +69,14 @@ fn bench(args: &Args) -> Result<serde_json::Value, String> {
         args.user_prefix.clone().unwrap_or_else(|| format!("b{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
     // Tokens outlive the run with a margin.
     let lifetime = Duration::from_secs_f64(3600.0 + args.warmup + args.duration + args.drain + args.hold);
+
+    if args.uploads.is_some() {
+        let how = match &args.token_secret {
+            Some(secret) => Identities::Signed { secret, touch: true },
+            None => Identities::Accounts { prefix: &prefix },
+        };
+        return files::run(args, &base, &how, lifetime);
+    }
 
     if let Some(n) = args.connections {
         let how = match &args.token_secret {

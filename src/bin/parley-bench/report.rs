@@ -117,6 +117,18 @@ pub fn table(r: &Value) {
         eprintln!();
         return;
     }
+    if r["mode"] == "files" {
+        eprintln!("parley-bench: {} files of {} bytes at once", show(&r["uploads_at_once"]), show(&r["file_bytes"]));
+        line("upload (MiB/s)", show(&r["upload_mib_per_s"]));
+        line("download (MiB/s)", show(&r["download_mib_per_s"]));
+        let rss = &r["server_rss_mb"];
+        line(
+            "server RSS (MB)",
+            format!("before {}  peak {}  after {}", show(&rss["before"]), show(&rss["peak"]), show(&rss["after"])),
+        );
+        eprintln!();
+        return;
+    }
     eprintln!(
         "parley-bench: {} users, {} conversations of {}, {} msg/s for {} s (+{} s warm-up) at {}",
         show(&r["users"]),

@@ -59,6 +59,7 @@ pub fn check_answer(status: u16, body: &[u8]) -> Result<(), String> {
         404 => "not_found",
         409 => "conflict",
         413 => "payload_too_large",
+        415 => "unsupported_type",
         429 => "rate_limited",
         _ => return Err(format!("status {status} is not one of the protocol's: {value}")),
     };

@@ -9,15 +9,19 @@
 //! - [`Ws`]: a WebSocket client that keeps the frames it was not asked for yet.
 //! - [`scene`]: the common opening of a test (two people, their sockets, a conversation).
 //! - [`answers`]: checks of the protocol's JSON answers (errors, timestamps, members, seqs).
+//! - [`files`]: uploads (multipart made by hand), downloads with their headers, test images.
 //! - [`db`]: a fresh database per test; [`skips`]: what a bare machine did not run.
 //! - [`raw`], [`process`], [`cluster`]: what a library client or an in-process server cannot do.
+//! - [`s3`]: a prefix of the test bucket for each S3 test.
 
 pub mod answers;
 pub mod cluster;
 pub mod db;
+pub mod files;
 pub mod http;
 pub mod process;
 pub mod raw;
+pub mod s3;
 pub mod scene;
 pub mod skips;
 pub mod tokens;
@@ -25,6 +29,7 @@ pub mod ws;
 
 pub use answers::*;
 pub use db::{FreshDatabase, pg_execute, postgres_for};
+pub use files::*;
 pub use http::{Http, admin, post_endpoints};
 pub use scene::*;
 pub use skips::Suite;
@@ -83,6 +88,8 @@ pub struct TestServer {
     running: Option<parley::Running>,
     /// `None` when someone else created it and drops it (the nodes of a cluster share one).
     database: Option<FreshDatabase>,
+    /// The directory of its attachments, unless the test chose a storage.
+    files: Option<tempfile::TempDir>,
     pub config: parley::config::Config,
 }
 
@@ -132,6 +139,11 @@ impl TestServer {
         config.shutdown_timeout_secs = 2;
         config.fault_injection = true;
         tune(&mut config);
+        // Attachments in a directory of the test's own, removed with it.
+        let files = config.files.storage_url.is_none().then(|| tempfile::tempdir().expect("a temporary directory"));
+        if let Some(dir) = &files {
+            config.files.storage_url = Some(dir.path().display().to_string());
+        }
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let running = parley::start(listener, config.clone()).await.expect("server starts");
         let addr = running.addr;
@@ -140,8 +152,24 @@ impl TestServer {
             ws_base: format!("ws://{addr}"),
             running: Some(running),
             database,
+            files,
             config,
         }
+    }
+
+    /// The files the server keeps in its attachment directory (none with another storage).
+    pub fn stored_files(&self) -> Vec<std::path::PathBuf> {
+        fn walk(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() { walk(&path, found) } else { found.push(path) }
+            }
+        }
+        let mut found = Vec::new();
+        if let Some(dir) = &self.files {
+            walk(dir.path(), &mut found);
+        }
+        found
     }
 
     /// Stops the server (sessions get 1012) and drops its database.

@@ -1,5 +1,6 @@
-//! The suites that need something a bare machine lacks (PostgreSQL, Redis, Chromium), and one
-//! line at the end of the run that says which of them did not run and what enables each.
+//! The suites that need something a bare machine lacks (PostgreSQL, Redis, Chromium, an S3
+//! server), and one line at the end of the run that says which of them did not run and what
+//! enables each.
 //!
 //! Why this way: `cargo test` must pass on a bare machine (the README's second command), so a
 //! test whose service is missing returns early and libtest reports it `ok`. Each such test says
@@ -8,8 +9,8 @@
 //! names the suites that were skipped, with counts. libtest's `ignored` would count them too,
 //! but it is decided at compile time (a build script reading the environment) and a
 //! `--include-ignored` run would then fail for want of a database; a note at exit needs neither.
-//! CI sets `PARLEY_REQUIRE_POSTGRES` and `PARLEY_REQUIRE_BROWSER`, which turn a skip into a
-//! failure, and checks that this line says nothing was skipped.
+//! CI sets `PARLEY_REQUIRE_POSTGRES`, `PARLEY_REQUIRE_BROWSER` and `PARLEY_REQUIRE_S3`, which
+//! turn a skip into a failure, and checks that this line says nothing was skipped.
 //!
 //! A test is counted once per suite, by its name (libtest runs each test on a thread named
 //! after it), however many times it asks.
@@ -27,6 +28,8 @@ pub enum Suite {
     Cluster,
     /// The web client in headless Chromium.
     Browser,
+    /// Attachment storage on an S3-compatible server.
+    S3,
 }
 
 impl Suite {
@@ -35,6 +38,7 @@ impl Suite {
             Suite::Postgres => "PostgreSQL test(s)",
             Suite::Cluster => "cluster test(s)",
             Suite::Browser => "browser test(s)",
+            Suite::S3 => "S3 test(s)",
         }
     }
 
@@ -45,6 +49,7 @@ impl Suite {
                 "set PARLEY_TEST_DATABASE_URL; Redis at PARLEY_TEST_REDIS_URL and redis-server on the PATH"
             }
             Suite::Browser => "apt-get install chromium, then npm ci --prefix tests/browser",
+            Suite::S3 => "eval \"$(scripts/s3-server.sh)\" starts a server and sets PARLEY_TEST_S3_URL",
         }
     }
 }
