@@ -11,6 +11,7 @@
 
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
+import { deflateSync } from 'node:zlib';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,7 +36,7 @@ const deadline = setTimeout(() => {
   process.exit(1);
 }, 240_000);
 
-const problems = []; // uncaught page errors and dialogs (an alert would mean injected HTML ran)
+const problems = []; // uncaught page errors and unexpected dialogs (an alert: injected HTML ran)
 const pages = [];
 let browser;
 
@@ -66,7 +67,14 @@ async function open(name, viewport = { width: 1280, height: 800 }) {
   page.on('console', (msg) => {
     if (/Content Security Policy/i.test(msg.text())) problems.push(`${name}: ${msg.text()}`);
   });
+  // A confirm() the test is about to cause is accepted: each person's `dialogs` lists them.
+  const dialogs = [];
   page.on('dialog', (dialog) => {
+    const expected = dialogs.shift();
+    if (expected && expected.test(dialog.message())) {
+      dialog.accept().catch(() => {});
+      return;
+    }
     problems.push(`${name}: unexpected dialog: ${dialog.message()}`);
     dialog.dismiss().catch(() => {});
   });
@@ -83,7 +91,7 @@ async function open(name, viewport = { width: 1280, height: 800 }) {
   );
   pages.push({ name, page });
   await page.goto(base);
-  return { name, context, page, sent };
+  return { name, context, page, sent, dialogs };
 }
 
 async function signUp(person, username, displayName) {
@@ -178,6 +186,100 @@ async function consistent(page, who) {
     check(seqs[i] === seqs[i - 1] + 1, `${who}: seq ${seqs[i - 1]} is followed by ${seqs[i]}`);
   }
   check(pending === 0, `${who}: ${pending} messages still waiting to be sent`);
+}
+
+/** Waits until the image `alt` of the open conversation has arrived; its sizes and its link. */
+async function imageLoaded(page, alt) {
+  const img = page.locator(`#messages img[alt="${alt}"]`);
+  await img.waitFor();
+  await img.evaluate(
+    (el) =>
+      new Promise((resolve, reject) => {
+        const settled = () => (el.naturalWidth > 0 ? resolve() : reject(new Error(`${el.alt} did not load`)));
+        if (el.complete) return settled();
+        el.addEventListener('load', settled);
+        el.addEventListener('error', settled);
+      }),
+  );
+  return img.evaluate((el) => {
+    const link = el.closest('a');
+    return {
+      width: el.getAttribute('width'),
+      height: el.getAttribute('height'),
+      naturalWidth: el.naturalWidth,
+      href: link.getAttribute('href'),
+      target: link.target,
+      rel: link.rel,
+    };
+  });
+}
+
+/** Fetches a link from the server as the page would, without its token (signed links need none). */
+function download(page, href) {
+  return page.evaluate(async (href) => {
+    // Past the browser's cache: downloads may be kept an hour (`Cache-Control: private`).
+    const response = await fetch(href, { cache: 'no-store' });
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    return {
+      status: response.status,
+      type: response.headers.get('content-type'),
+      disposition: response.headers.get('content-disposition'),
+      size: bytes.length,
+      text: new TextDecoder().decode(bytes),
+    };
+  }, href);
+}
+
+/** Drops a file on an element, as a person dragging it from their desktop would. */
+async function dropFile(page, selector, { name, mimeType, text }) {
+  await page.locator(selector).evaluate(
+    (target, [name, mimeType, text]) => {
+      const dataTransfer = new DataTransfer();
+      dataTransfer.items.add(new File([text], name, { type: mimeType }));
+      for (const type of ['dragenter', 'dragover', 'drop']) {
+        target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer }));
+      }
+    },
+    [name, mimeType, text],
+  );
+}
+
+/** A real PNG (the server decodes what it is sent): `width`×`height`, orange left, blue right. */
+function png(width, height) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc32 = (bytes) => {
+    let c = 0xffffffff;
+    for (const byte of bytes) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8); // 8 bits, RGB, deflate, no filter method, no interlace
+  const rows = Buffer.alloc((width * 3 + 1) * height); // each row: filter 0, then its pixels
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      rows.set(x < width / 2 ? [240, 140, 0] : [59, 91, 219], y * (width * 3 + 1) + 1 + x * 3);
+    }
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(rows)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 /** REST as the page's signed-in user (the token is in the tab's sessionStorage). */
@@ -506,6 +608,77 @@ async function main() {
   step('a right-to-left override in a message is shown as a mark, not obeyed');
   await send(alice.page, 'https://evil.example/\u202Egnp.exe');
   await seesOnce(alice.page, 'https://evil.example/⟦U+202E⟧gnp.exe');
+
+  step('Alice sends a photo: Bob sees its thumbnail, and his list says "Photo"');
+  const sunset = png(480, 360);
+  const picker = alice.page.locator('#attach-input');
+  await picker.setInputFiles({ name: 'sunset.png', mimeType: 'image/png', buffer: sunset });
+  await alice.page.locator('#composer-files .upload[data-state="uploaded"]', { hasText: 'sunset.png' }).waitFor();
+  await alice.page.getByRole('button', { name: 'Send', exact: true }).click();
+  await alice.page.locator('#composer-files').waitFor({ state: 'hidden' });
+  await imageLoaded(alice.page, 'sunset.png');
+  const preview = (person) => listItem(person.page, direct).locator('.conv-preview');
+  await preview(alice).filter({ hasText: exactly('You: Photo') }).waitFor();
+  await preview(bob).filter({ hasText: exactly('Photo') }).waitFor();
+  await openDirect(bob, direct);
+  const thumb = await imageLoaded(bob.page, 'sunset.png');
+  // Sized before it loads, as the server's thumbnail is: the image scaled to fit 320×320.
+  check(thumb.width === '320' && thumb.height === '240', `the thumbnail's size: ${JSON.stringify(thumb)}`);
+  check(thumb.naturalWidth === 320, `the thumbnail is 320 pixels wide: ${JSON.stringify(thumb)}`);
+  check(
+    thumb.target === '_blank' && thumb.rel === 'noopener' && thumb.href.startsWith('/api/attachments/'),
+    `the thumbnail opens the image in a new tab: ${JSON.stringify(thumb)}`,
+  );
+  const original = await download(bob.page, thumb.href);
+  check(
+    original.status === 200 && original.type.startsWith('image/png') && original.size === sunset.length,
+    `the full image: ${JSON.stringify({ ...original, text: undefined })}`,
+  );
+  await shot(bob.page, 'photo');
+
+  step('Bob, offline, drops a file on the conversation and sends it: it waits, then goes once');
+  await bob.context.setOffline(true);
+  await bob.page.locator('#connection[data-state="offline"]').waitFor();
+  bob.sent.length = 0;
+  const notes = 'Saturday: bring the drawings and the snacks.\n';
+  await dropFile(bob.page, '#message-scroller', { name: 'notes.txt', mimeType: 'text/plain', text: notes });
+  await bob.page.locator('#composer-files .upload[data-state="waiting"]', { hasText: 'notes.txt' }).waitFor();
+  await send(bob.page, 'My notes for Saturday');
+  await bob.page.locator('#pending-messages .upload', { hasText: 'notes.txt' }).waitFor();
+  await bob.page.locator('#connection', { hasText: '1 waiting' }).waitFor();
+  const [waiting] = await bob.page.evaluate(() => window.parley.client.pending().map((e) => e.client_id));
+  await bob.context.setOffline(false);
+  await connected(bob.page);
+  await seesOnce(alice.page, 'My notes for Saturday');
+  const chip = alice.page.locator('#messages .file-chip', { hasText: 'notes.txt' });
+  await chip.waitFor();
+  await seesOnce(bob.page, 'My notes for Saturday');
+  await bob.page.locator('#pending-messages li').waitFor({ state: 'detached' });
+  const withFile = bob.sent.filter((f) => f.type === 'message:send');
+  check(
+    withFile.length === 1 && withFile[0].data.client_id === waiting && withFile[0].data.attachment_ids?.length === 1,
+    `the queued message is sent once, with its client_id and its file: ${JSON.stringify(withFile)}`,
+  );
+  const file = await download(alice.page, await chip.getAttribute('href'));
+  check(
+    file.status === 200 && /^attachment/.test(file.disposition) && file.text === notes,
+    `the file downloads as it was sent: ${JSON.stringify(file)}`,
+  );
+
+  step('Alice removes her photo: both see it removed, and its link stops working');
+  const photo = alice.page.locator('#messages .attachment', { has: alice.page.locator('img[alt="sunset.png"]') });
+  await photo.hover();
+  alice.dialogs.push(/^Remove sunset\.png/);
+  await photo.getByRole('button', { name: 'Remove sunset.png' }).click();
+  for (const { page } of [alice, bob]) {
+    await page.locator('#messages .msg--system', { hasText: 'removed sunset.png' }).waitFor();
+    await page.locator('#messages .file-removed').waitFor();
+    check((await page.locator('#messages img[alt="sunset.png"]').count()) === 0, 'the removed photo still shows');
+  }
+  check(alice.dialogs.length === 0, 'Alice was asked to confirm');
+  check((await download(bob.page, thumb.href)).status === 404, 'the link of a removed file still works');
+  await consistent(alice.page, 'Alice');
+  await consistent(bob.page, 'Bob');
 
   step('Bob signs out');
   await bob.page.getByRole('button', { name: 'Sign out' }).click();
