@@ -93,18 +93,16 @@ function wireEvents(s) {
   on('presence:updated', (data) => store.setPresence(data));
   on('typing:updated', ({ conversation_id, user_id, typing }) => store.setTyping(conversation_id, user_id, typing));
   on('conversation:updated', ({ conversation }) => {
-    const isNew = !store.conversations.has(conversation.id);
     store.upsert(conversation);
     if (!store.conversations.has(conversation.id)) {
       client.untrack(conversation.id);
       return;
     }
     client.track(conversation.id, conversation.last_seq);
-    if (isNew)
-      queryPresence(
-        s,
-        conversation.members.map((m) => m.user_id),
-      );
+    // New people to follow: nobody tells their presence until asked (PROTOCOL.md §3.9), and the
+    // conversation may be known already (the page that made it stored the REST answer first).
+    const unknown = conversation.members.map((m) => m.user_id).filter((id) => !store.presence.has(id));
+    if (unknown.length > 0) queryPresence(s, unknown);
   });
   on('ready', ({ resumed }) => {
     // After a reconnect, the list may have changed while away (new conversations, counts).
