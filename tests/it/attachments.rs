@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::common::s3::S3Prefix;
 use crate::common::*;
 
 backends!(
@@ -520,5 +521,60 @@ async fn an_upload_cut_midway_leaves_nothing(backend: Backend) {
     assert_eq!(files["attachments"], json!([]));
     let whole = server.uploaded(&alice, &conversation, "whole.pdf", &file).await;
     assert_eq!(whole["size"], file.len());
+    server.stop().await;
+}
+
+/// The photo's whole life on S3: stored in the bucket, served whole and in ranges through signed
+/// links, and deleted from the bucket with its thumbnail when removed.
+#[actix_web::test]
+async fn a_photo_lives_and_goes_on_s3() {
+    let Some(bucket) = S3Prefix::new() else { return };
+    let (Pair { server, alice, bob, conversation }, _a, mut b) =
+        Pair::connected_with(Backend::Sqlite, |config| config.files.storage_url = Some(bucket.url.clone())).await;
+    let photo = png(640, 480);
+    let uploaded = server.uploaded(&alice, &conversation, "flat.png", &photo).await;
+    let (status, sent) = server
+        .post(
+            Some(&alice),
+            &format!("/api/conversations/{conversation}/messages"),
+            json!({"body": "the flat", "attachment_ids": [uploaded["id"]]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sent}");
+    let seen = b.event("message:new").await["message"]["attachments"][0].clone();
+    assert_eq!(server.fetch(&link(&seen, "url"), None, &[]).await.bytes, photo);
+    let part = server.fetch(&link(&seen, "url"), None, &[("Range", "bytes=100-199")]).await;
+    assert_eq!((part.status, part.bytes.as_slice()), (206, &photo[100..200]));
+    assert_eq!(server.fetch(&link(&seen, "thumbnail_url"), None, &[]).await.status, 200);
+
+    // In the bucket, under keys made of ids; gone from it once removed.
+    let storage = parley::files::storage::Storage::open(&bucket.url).expect("the test bucket");
+    let key = format!("attachments/{conversation}/{}", uploaded["id"].as_str().unwrap());
+    assert_eq!(storage.get(&key, None).await.expect("the photo is in the bucket").size, photo.len() as u64);
+    let (status, _) =
+        server.delete(Some(&alice), &format!("/api/attachments/{}", uploaded["id"].as_str().unwrap())).await;
+    assert_eq!(status, 204);
+    for key in [key.clone(), format!("{key}.thumb")] {
+        assert!(matches!(storage.get(&key, None).await, Err(parley::error::Error::NotFound(_))), "{key} is gone");
+    }
+    let _ = bob;
+    server.stop().await;
+}
+
+/// With the store down, an upload is `unavailable` and leaves nothing a message could point at;
+/// the chat itself goes on.
+#[actix_web::test]
+async fn a_storage_outage_is_unavailable_and_keeps_nothing() {
+    let Some(bucket) = S3Prefix::new() else { return };
+    let down = bucket.at_endpoint("http://127.0.0.1:1");
+    let (Pair { server, alice, conversation, .. }, mut a, _b) =
+        Pair::connected_with(Backend::Sqlite, |config| config.files.storage_url = Some(down)).await;
+    assert_error(&server.upload(&alice, &conversation, "scan.pdf", &pdf(5_000)).await, 503, "unavailable");
+    let (_, files) = server.get(Some(&alice), &format!("/api/conversations/{conversation}/attachments")).await;
+    assert_eq!(files["attachments"], json!([]));
+    let (_, seen) = server.get(Some(&alice), &format!("/api/conversations/{conversation}")).await;
+    assert_eq!(seen["last_seq"], 0, "no message was committed");
+    let sent = a.ack("message:send", json!({"conversation_id": conversation, "body": "the scan will follow"})).await;
+    assert_eq!(sent["message"]["seq"], 1);
     server.stop().await;
 }
