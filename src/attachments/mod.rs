@@ -132,7 +132,8 @@ impl Files {
         let thumbnail = facts.as_mut().and_then(|facts| facts.thumbnail.take());
         let thumbnail_type = thumbnail.as_ref().map(|thumbnail| thumbnail.content_type.to_string());
         if let Some(thumbnail) = thumbnail {
-            let stored = inner.storage.put_bytes(&key(conversation, id, Variant::Thumbnail), Bytes::from(thumbnail.bytes)).await;
+            let stored =
+                inner.storage.put_bytes(&key(conversation, id, Variant::Thumbnail), Bytes::from(thumbnail.bytes)).await;
             if let Err(err) = stored {
                 let _ = inner.storage.delete(&original).await;
                 return Err(err);

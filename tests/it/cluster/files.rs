@@ -1,8 +1,6 @@
 //! Files across nodes: on one S3 bucket, a file uploaded through one node is sent, seen,
 //! downloaded (by signed link and by Bearer) and removed through another.
 
-use serde_json::json;
-
 use crate::common::cluster::*;
 use crate::common::s3::S3Prefix;
 use crate::common::*;
@@ -21,13 +19,7 @@ async fn a_file_uploaded_through_one_node_downloads_through_another() {
 
     let document = pdf(300_000);
     let uploaded = node_a.uploaded(&alice, &conversation, "lease.pdf", &document).await;
-    let (status, _) = node_a
-        .post(
-            Some(&alice),
-            &format!("/api/conversations/{conversation}/messages"),
-            json!({"body": "", "attachment_ids": [uploaded["id"]]}),
-        )
-        .await;
+    let (status, _) = node_a.send_files(&alice, &conversation, "", &[&uploaded["id"]]).await;
     assert_eq!(status, 201);
     // Bob, on B, gets the message with a link signed by A, which B opens.
     let seen = b.event("message:new").await["message"]["attachments"][0].clone();
