@@ -127,16 +127,15 @@ impl Files {
             None => (upload.file.path(), upload.size),
         };
         self.check_quota(uploader, size).await?;
-        let key = key(conversation, id, Variant::Original);
-        inner.storage.put_file(&key, path).await?;
+        let original = key(conversation, id, Variant::Original);
+        inner.storage.put_file(&original, path).await?;
         let thumbnail = facts.as_mut().and_then(|facts| facts.thumbnail.take());
-        if let Some(thumbnail) = &thumbnail {
-            let stored = inner
-                .storage
-                .put_bytes(&self::key(conversation, id, Variant::Thumbnail), Bytes::from(thumbnail.bytes.clone()))
-                .await;
+        let thumbnail_type = thumbnail.as_ref().map(|thumbnail| thumbnail.content_type.to_string());
+        if let Some(thumbnail) = thumbnail {
+            let stored =
+                inner.storage.put_bytes(&key(conversation, id, Variant::Thumbnail), Bytes::from(thumbnail.bytes)).await;
             if let Err(err) = stored {
-                let _ = inner.storage.delete(&key).await;
+                let _ = inner.storage.delete(&original).await;
                 return Err(err);
             }
         }
@@ -149,7 +148,7 @@ impl Files {
             size: size as i64,
             width: facts.as_ref().map(|f| f.width as i32),
             height: facts.as_ref().map(|f| f.height as i32),
-            thumbnail_type: thumbnail.map(|t| t.content_type.to_string()),
+            thumbnail_type,
             message_id: None,
             sent_seq: None,
             created_at: Timestamp::now(),

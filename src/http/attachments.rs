@@ -145,8 +145,9 @@ pub struct LinkQuery {
     signature: Option<String>,
 }
 
-/// GET /api/attachments/{id}: the file (signed link, or Bearer of a member)
-pub async fn original(
+/// GET /api/attachments/{id} (the file) and GET /api/attachments/{id}/thumbnail (an image's
+/// thumbnail): with a signed link, or the Bearer token of a member.
+pub async fn download<const THUMBNAIL: bool>(
     app: web::Data<AppState>,
     files: web::Data<Files>,
     caller: Option<AuthUser>,
@@ -154,19 +155,8 @@ pub async fn original(
     query: web::Query<LinkQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse> {
-    serve(&app, &files, caller, *id, Variant::Original, &query, &req).await
-}
-
-/// GET /api/attachments/{id}/thumbnail: an image's thumbnail, the same way
-pub async fn thumbnail(
-    app: web::Data<AppState>,
-    files: web::Data<Files>,
-    caller: Option<AuthUser>,
-    id: web::Path<AttachmentId>,
-    query: web::Query<LinkQuery>,
-    req: HttpRequest,
-) -> Result<HttpResponse> {
-    serve(&app, &files, caller, *id, Variant::Thumbnail, &query, &req).await
+    let variant = if THUMBNAIL { Variant::Thumbnail } else { Variant::Original };
+    serve(&app, &files, caller, *id, variant, &query, &req).await
 }
 
 fn no_attachment() -> Error {

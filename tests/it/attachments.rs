@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::common::s3::S3Prefix;
 use crate::common::*;
 
 backends!(
@@ -102,13 +103,7 @@ async fn downloads_open_for_members_and_signed_links_only(backend: Backend) {
     // Unsent: its uploader only.
     assert_eq!(server.fetch(&path, Some(&alice.token), &[]).await.status, 200);
     assert_eq!(server.fetch(&path, Some(&bob.token), &[]).await.status, 404, "not sent: not Bob's yet");
-    let (status, _) = server
-        .post(
-            Some(&alice),
-            &format!("/api/conversations/{conversation}/messages"),
-            json!({"body": "the contract", "attachment_ids": [id]}),
-        )
-        .await;
+    let (status, _) = server.send_files(&alice, &conversation, "the contract", &[&json!(id)]).await;
     assert_eq!(status, 201);
 
     // Sent: members with a Bearer token; an outsider, with a token or without, gets nothing.
@@ -313,13 +308,7 @@ async fn an_attachment_is_sent_once_by_its_uploader(backend: Backend) {
     assert_eq!(a.error("message:send", send(&conversation, json!([id, id]))).await, "bad_request");
     let six: Vec<Value> = (0..6).map(|_| json!(uuid::Uuid::new_v4())).collect();
     assert_eq!(a.error("message:send", send(&conversation, json!(six))).await, "bad_request");
-    let (status, _) = server
-        .post(
-            Some(&alice),
-            &format!("/api/conversations/{conversation}/messages"),
-            json!({"body": "", "attachment_ids": []}),
-        )
-        .await;
+    let (status, _) = server.send_files(&alice, &conversation, "", &[]).await;
     assert_eq!(status, 400, "neither text nor file");
     // None of it was committed.
     let (_, seen) = server.get(Some(&alice), &format!("/api/conversations/{conversation}")).await;
@@ -329,13 +318,7 @@ async fn an_attachment_is_sent_once_by_its_uploader(backend: Backend) {
     let sent = a.ack("message:send", send(&conversation, json!([id]))).await;
     assert_eq!(sent["message"]["seq"], 1);
     assert_eq!(a.error("message:send", send(&conversation, json!([id]))).await, "conflict");
-    let rest = server
-        .post(
-            Some(&alice),
-            &format!("/api/conversations/{conversation}/messages"),
-            json!({"body": "again", "attachment_ids": [id]}),
-        )
-        .await;
+    let rest = server.send_files(&alice, &conversation, "again", &[&id]).await;
     assert_error(&rest, 409, "conflict");
     // A file that failed its send (a bad second id) is still free: both or neither.
     let second = server.uploaded(&alice, &conversation, "b.pdf", &pdf(500)).await;
@@ -353,13 +336,7 @@ async fn a_removal_reaches_everyone_and_history(backend: Backend) {
     let mut c = server.ws(&carol).await;
 
     let photo = server.uploaded(&bob, &group, "before.png", &png(100, 100)).await;
-    let (status, sent) = server
-        .post(
-            Some(&bob),
-            &format!("/api/conversations/{group}/messages"),
-            json!({"body": "before", "attachment_ids": [photo["id"]]}),
-        )
-        .await;
+    let (status, sent) = server.send_files(&bob, &group, "before", &[&photo["id"]]).await;
     assert_eq!(status, 201);
     let url = link(&sent["attachments"][0], "url");
     let thumb = link(&sent["attachments"][0], "thumbnail_url");
@@ -398,13 +375,7 @@ async fn a_removal_reaches_everyone_and_history(backend: Backend) {
 
     // The owner of a group may remove anyone's file.
     let carols = server.uploaded(&carol, &group, "c.pdf", &pdf(300)).await;
-    let (status, _) = server
-        .post(
-            Some(&carol),
-            &format!("/api/conversations/{group}/messages"),
-            json!({"body": "", "attachment_ids": [carols["id"]]}),
-        )
-        .await;
+    let (status, _) = server.send_files(&carol, &group, "", &[&carols["id"]]).await;
     assert_eq!(status, 201);
     let (status, _) =
         server.delete(Some(&alice), &format!("/api/attachments/{}", carols["id"].as_str().unwrap())).await;
@@ -434,13 +405,7 @@ async fn unsent_uploads_are_withdrawn_or_swept(backend: Backend) {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert_eq!(server.stored_files(), Vec::<std::path::PathBuf>::new());
-    let (status, _) = server
-        .post(
-            Some(&alice),
-            &format!("/api/conversations/{conversation}/messages"),
-            json!({"body": "x", "attachment_ids": [forgotten["id"]]}),
-        )
-        .await;
+    let (status, _) = server.send_files(&alice, &conversation, "x", &[&forgotten["id"]]).await;
     assert_eq!(status, 404, "a swept upload cannot be sent");
     server.stop().await;
 }
@@ -520,5 +485,54 @@ async fn an_upload_cut_midway_leaves_nothing(backend: Backend) {
     assert_eq!(files["attachments"], json!([]));
     let whole = server.uploaded(&alice, &conversation, "whole.pdf", &file).await;
     assert_eq!(whole["size"], file.len());
+    server.stop().await;
+}
+
+/// The photo's whole life on S3: stored in the bucket, served whole and in ranges through signed
+/// links, and deleted from the bucket with its thumbnail when removed.
+#[actix_web::test]
+async fn a_photo_lives_and_goes_on_s3() {
+    let Some(bucket) = S3Prefix::new() else { return };
+    let (Pair { server, alice, bob, conversation }, _a, mut b) =
+        Pair::connected_with(Backend::Sqlite, |config| config.files.storage_url = Some(bucket.url.clone())).await;
+    let photo = png(640, 480);
+    let uploaded = server.uploaded(&alice, &conversation, "flat.png", &photo).await;
+    let (status, sent) = server.send_files(&alice, &conversation, "the flat", &[&uploaded["id"]]).await;
+    assert_eq!(status, 201, "{sent}");
+    let seen = b.event("message:new").await["message"]["attachments"][0].clone();
+    assert_eq!(server.fetch(&link(&seen, "url"), None, &[]).await.bytes, photo);
+    let part = server.fetch(&link(&seen, "url"), None, &[("Range", "bytes=100-199")]).await;
+    assert_eq!((part.status, part.bytes.as_slice()), (206, &photo[100..200]));
+    assert_eq!(server.fetch(&link(&seen, "thumbnail_url"), None, &[]).await.status, 200);
+
+    // In the bucket, under keys made of ids; gone from it once removed.
+    let storage = parley::files::storage::Storage::open(&bucket.url).expect("the test bucket");
+    let key = format!("attachments/{conversation}/{}", uploaded["id"].as_str().unwrap());
+    assert_eq!(storage.get(&key, None).await.expect("the photo is in the bucket").size, photo.len() as u64);
+    let (status, _) =
+        server.delete(Some(&alice), &format!("/api/attachments/{}", uploaded["id"].as_str().unwrap())).await;
+    assert_eq!(status, 204);
+    for key in [key.clone(), format!("{key}.thumb")] {
+        assert!(matches!(storage.get(&key, None).await, Err(parley::error::Error::NotFound(_))), "{key} is gone");
+    }
+    let _ = bob;
+    server.stop().await;
+}
+
+/// With the store down, an upload is `unavailable` and leaves nothing a message could point at;
+/// the chat itself goes on.
+#[actix_web::test]
+async fn a_storage_outage_is_unavailable_and_keeps_nothing() {
+    let Some(bucket) = S3Prefix::new() else { return };
+    let down = bucket.at_endpoint("http://127.0.0.1:1");
+    let (Pair { server, alice, conversation, .. }, mut a, _b) =
+        Pair::connected_with(Backend::Sqlite, |config| config.files.storage_url = Some(down)).await;
+    assert_error(&server.upload(&alice, &conversation, "scan.pdf", &pdf(5_000)).await, 503, "unavailable");
+    let (_, files) = server.get(Some(&alice), &format!("/api/conversations/{conversation}/attachments")).await;
+    assert_eq!(files["attachments"], json!([]));
+    let (_, seen) = server.get(Some(&alice), &format!("/api/conversations/{conversation}")).await;
+    assert_eq!(seen["last_seq"], 0, "no message was committed");
+    let sent = a.ack("message:send", json!({"conversation_id": conversation, "body": "the scan will follow"})).await;
+    assert_eq!(sent["message"]["seq"], 1);
     server.stop().await;
 }

@@ -1,8 +1,9 @@
 //! Several nodes: Parley nodes that share one PostgreSQL and one Redis behave as one server.
 //! People on different nodes chat, type, read and see each other's presence ([`chat`]); a node
 //! killed by SIGKILL or Redis going away costs nothing acknowledged ([`failures`]); membership
-//! changes reach every node, even across an outage ([`membership`]); and what a node refuses
-//! to start with ([`startup`]).
+//! changes reach every node, even across an outage ([`membership`]); a file uploaded through
+//! one node downloads through another ([`files`]); and what a node refuses to start with
+//! ([`startup`]).
 //!
 //! These run on PostgreSQL only (SQLite is for one node; only the test that SQLite refuses a
 //! cluster runs on it): with `PARLEY_TEST_DATABASE_URL` unset they pass without running and the
@@ -12,6 +13,7 @@
 
 mod chat;
 mod failures;
+mod files;
 mod membership;
 mod startup;
 

@@ -90,6 +90,12 @@ impl Http {
         body
     }
 
+    /// Sends a message of `body` with the attachments `ids` over REST: the status and the answer.
+    pub async fn send_files(&self, user: &TestUser, conversation: &str, body: &str, ids: &[&Value]) -> (u16, Value) {
+        let path = format!("/api/conversations/{conversation}/messages");
+        self.post(Some(user), &path, serde_json::json!({"body": body, "attachment_ids": ids})).await
+    }
+
     /// GETs `path` (a signed link, or any path) with an optional token and extra headers.
     pub async fn fetch(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Fetched {
         let mut request = self.client.get(self.url(path));
