@@ -3,12 +3,15 @@
 //! else is copied byte for byte, pixels untouched: the copy is the same picture, not a
 //! re-encoding. Streamed: memory is a buffer, whatever the file's size.
 //!
-//! The Exif block also carries the orientation: a phone photo stored sideways shows sideways
-//! once stripped. The thumbnail is upright either way ([`super::images`] applies it).
+//! The Exif block also carries the orientation, without which a phone photo stored sideways
+//! would show sideways: when it says anything but "as stored", an Exif block holding only the
+//! orientation takes the old one's place.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
+
+use image::metadata::Orientation;
 
 use super::sniff::{JPEG, PNG, Sniffed, WEBP};
 use crate::error::{Error, Result};
@@ -56,6 +59,39 @@ fn copy_exactly(reader: &mut impl Read, out: &mut impl Write, len: u64) -> io::R
     if io::copy(&mut reader.take(len), out)? == len { Ok(()) } else { Err(io::ErrorKind::UnexpectedEof.into()) }
 }
 
+/// The most bytes of an Exif block read for its orientation. A JPEG segment holds at most 64 KiB;
+/// a PNG or WebP chunk could hold more, but no camera writes that much.
+const MAX_EXIF: u64 = 64 * 1024;
+const EXIF_PREFIX: &[u8; 6] = b"Exif\0\0";
+
+/// Exactly `len` bytes; fewer is a truncated file.
+fn read_block(reader: &mut impl Read, len: u64) -> io::Result<Vec<u8>> {
+    let mut block = Vec::new();
+    reader.take(len).read_to_end(&mut block)?;
+    if block.len() as u64 == len { Ok(block) } else { Err(io::ErrorKind::UnexpectedEof.into()) }
+}
+
+/// Reads (or, when too long to be a camera's, skips) an Exif block of `len` bytes, and gives its
+/// orientation when it is worth keeping: anything but "as stored". The block may start with the
+/// `Exif\0\0` of JPEG (and of some WebP writers) or directly with its TIFF header.
+fn exif_orientation(reader: &mut impl Read, len: u64) -> io::Result<Option<Orientation>> {
+    if len > MAX_EXIF {
+        copy_exactly(reader, &mut io::sink(), len)?;
+        return Ok(None);
+    }
+    let exif = read_block(reader, len)?;
+    let tiff = exif.strip_prefix(EXIF_PREFIX).unwrap_or(&exif);
+    Ok(Orientation::from_exif_chunk(tiff).filter(|orientation| *orientation != Orientation::NoTransforms))
+}
+
+/// A TIFF block (an Exif block's body) whose one entry is the orientation: big-endian, IFD0 at
+/// offset 8 with one entry (tag 0x0112, type SHORT, count 1, the value) and no next IFD.
+fn orientation_only(orientation: Orientation) -> Vec<u8> {
+    let mut tiff = b"MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0".to_vec();
+    tiff.extend_from_slice(&[orientation.to_exif(), 0, 0, 0, 0, 0, 0]);
+    tiff
+}
+
 const SOS: u8 = 0xDA;
 const EOI: u8 = 0xD9;
 const APP1: u8 = 0xE1; // Exif, XMP
@@ -84,6 +120,7 @@ fn jpeg(reader: &mut impl BufRead, out: &mut impl Write) -> io::Result<bool> {
         return Err(broken("no JPEG start of image"));
     }
     out.write_all(&[0xFF, 0xD8])?;
+    let mut orientation_kept = false;
     let mut marker = next_marker(reader)?;
     loop {
         match marker {
@@ -104,7 +141,19 @@ fn jpeg(reader: &mut impl BufRead, out: &mut impl Write) -> io::Result<bool> {
         reader.read_exact(&mut start[..peeked])?;
         let dropped = matches!(marker, APP1 | APP13 | COM) || (marker == APP2 && start == *b"MPF\0");
         if dropped {
-            copy_exactly(reader, &mut io::sink(), payload - peeked as u64)?;
+            let rest = payload - peeked as u64;
+            if marker == APP1 && start == EXIF_PREFIX[..4] && !orientation_kept {
+                let exif = [&start[..], &read_block(reader, rest)?].concat();
+                if let Some(orientation) = exif_orientation(&mut &exif[..], exif.len() as u64)? {
+                    let body = [&EXIF_PREFIX[..], &orientation_only(orientation)].concat();
+                    out.write_all(&[0xFF, APP1])?;
+                    out.write_all(&u16::try_from(body.len() + 2).expect("a few bytes").to_be_bytes())?;
+                    out.write_all(&body)?;
+                    orientation_kept = true;
+                }
+            } else {
+                copy_exactly(reader, &mut io::sink(), rest)?;
+            }
             marker = next_marker(reader)?;
             continue;
         }
@@ -189,6 +238,16 @@ fn png(reader: &mut impl BufRead, out: &mut impl Write) -> io::Result<()> {
         }
         let kind = &header[4..];
         let rest = u64::from(length) + 4; // the data and its CRC
+        if kind == b"eXIf" {
+            if let Some(orientation) = exif_orientation(reader, u64::from(length))? {
+                let data = [&b"eXIf"[..], &orientation_only(orientation)].concat();
+                out.write_all(&u32::try_from(data.len() - 4).expect("a few bytes").to_be_bytes())?;
+                out.write_all(&data)?;
+                out.write_all(&crc32fast::hash(&data).to_be_bytes())?;
+            }
+            copy_exactly(reader, &mut io::sink(), 4)?; // the old CRC
+            continue;
+        }
         if PNG_DROPPED.iter().any(|dropped| dropped[..] == *kind) {
             copy_exactly(reader, &mut io::sink(), rest)?;
             continue;
@@ -216,17 +275,34 @@ fn webp<W: Write + Seek>(reader: &mut impl BufRead, out: &mut W) -> io::Result<(
     // The RIFF size counts "WEBP" and the chunks.
     let mut remaining = u64::from(riff_size).checked_sub(4).ok_or_else(|| broken("a RIFF size too small"))?;
     out.write_all(&header)?;
+    // Where the VP8X flags were written, and what: the EXIF flag is set again if an orientation
+    // is kept (an EXIF chunk comes after the image data, so after the flags).
+    let mut flags: Option<(u64, u8)> = None;
+    let mut orientation_kept = false;
     while remaining > 0 {
         let chunk: [u8; 8] = read_array(reader)?;
         let size = u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
         let padded = u64::from(size) + u64::from(size & 1);
         remaining = remaining.checked_sub(8 + padded).ok_or_else(|| broken("a WebP chunk past the RIFF size"))?;
         match &chunk[..4] {
-            b"EXIF" | b"XMP " => copy_exactly(reader, &mut io::sink(), padded)?,
+            b"EXIF" => {
+                let orientation = exif_orientation(reader, u64::from(size))?;
+                copy_exactly(reader, &mut io::sink(), padded - u64::from(size))?;
+                // Without VP8X (a simple WebP) an EXIF chunk has no place: it is dropped.
+                if let (Some(orientation), Some(_), false) = (orientation, flags, orientation_kept) {
+                    let tiff = orientation_only(orientation); // of even length: no padding
+                    out.write_all(b"EXIF")?;
+                    out.write_all(&u32::try_from(tiff.len()).expect("a few bytes").to_le_bytes())?;
+                    out.write_all(&tiff)?;
+                    orientation_kept = true;
+                }
+            }
+            b"XMP " => copy_exactly(reader, &mut io::sink(), padded)?,
             b"VP8X" if size == 10 => {
                 let mut body: [u8; 10] = read_array(reader)?;
                 body[0] &= !(VP8X_EXIF | VP8X_XMP);
                 out.write_all(&chunk)?;
+                flags = Some((out.stream_position()?, body[0]));
                 out.write_all(&body)?;
             }
             _ => {
@@ -239,6 +315,10 @@ fn webp<W: Write + Seek>(reader: &mut impl BufRead, out: &mut W) -> io::Result<(
     let size = u32::try_from(end - 8).map_err(|_| broken("a WebP over 4 GiB"))?;
     out.seek(SeekFrom::Start(4))?;
     out.write_all(&size.to_le_bytes())?;
+    if let (Some((at, kept)), true) = (flags, orientation_kept) {
+        out.seek(SeekFrom::Start(at))?;
+        out.write_all(&[kept | VP8X_EXIF])?;
+    }
     out.seek(SeekFrom::Start(end))?;
     Ok(())
 }
@@ -255,14 +335,21 @@ mod tests {
     /// 48° 51' 29" N: the bytes a phone writes, in small.
     const LATITUDE: [u8; 24] = [0, 0, 0, 48, 0, 0, 0, 1, 0, 0, 0, 51, 0, 0, 0, 1, 0, 0, 0, 29, 0, 0, 0, 1];
 
-    fn exif_with_gps() -> Vec<u8> {
-        let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec();
-        // IFD0 at 8: one entry, GPSInfo (0x8825), LONG, 1, offset of the GPS IFD (26).
-        tiff.extend_from_slice(&[0, 1, 0x88, 0x25, 0, 4, 0, 0, 0, 1, 0, 0, 0, 26, 0, 0, 0, 0]);
-        // GPS IFD at 26: GPSLatitudeRef "N", GPSLatitude 3 RATIONAL at offset 56.
+    /// With `orientation`, IFD0 also holds an Orientation entry.
+    fn exif_with_gps(orientation: Option<u8>) -> Vec<u8> {
+        let entries = 1 + u8::from(orientation.is_some());
+        let gps_at = 8 + 2 + 12 * entries + 4;
+        let mut tiff = b"MM\0\x2a\0\0\0\x08\0".to_vec();
+        tiff.push(entries);
+        if let Some(value) = orientation {
+            tiff.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, value, 0, 0]);
+        }
+        // GPSInfo (0x8825), LONG, 1, the offset of the GPS IFD; no next IFD.
+        tiff.extend_from_slice(&[0x88, 0x25, 0, 4, 0, 0, 0, 1, 0, 0, 0, gps_at, 0, 0, 0, 0]);
+        // The GPS IFD: GPSLatitudeRef "N", GPSLatitude 3 RATIONAL right after the IFD.
         tiff.extend_from_slice(&[0, 2, 0, 1, 0, 2, 0, 0, 0, 2, b'N', 0, 0, 0]);
-        tiff.extend_from_slice(&[0, 2, 0, 5, 0, 0, 0, 3, 0, 0, 0, 56, 0, 0, 0, 0]);
-        assert_eq!(tiff.len(), 56);
+        tiff.extend_from_slice(&[0, 2, 0, 5, 0, 0, 0, 3, 0, 0, 0, gps_at + 30, 0, 0, 0, 0]);
+        assert_eq!(tiff.len(), usize::from(gps_at) + 30);
         tiff.extend_from_slice(&LATITUDE);
         [&b"Exif\0\0"[..], &tiff].concat()
     }
@@ -312,14 +399,14 @@ mod tests {
     fn jpeg_with_metadata() -> Vec<u8> {
         let plain = encoded(ImageFormat::Jpeg);
         let segments = [
-            segment(APP1, &exif_with_gps()),
+            segment(APP1, &exif_with_gps(None)),
             segment(APP1, b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta>GPS</x:xmpmeta>"),
             segment(APP2, b"ICC_PROFILE\0\x01\x01profile bytes"),
             segment(APP2, b"MPF\0II*\0index of the pictures after EOI"),
             segment(APP13, b"Photoshop 3.0\08BIM\x04\x04 IPTC byline"),
             segment(COM, b"taken at home"),
         ];
-        let after = [&[0xFF, 0xD8][..], &segment(APP1, &exif_with_gps()), &[0xFF, EOI]].concat();
+        let after = [&[0xFF, 0xD8][..], &segment(APP1, &exif_with_gps(None)), &[0xFF, EOI]].concat();
         [&plain[..2], &segments.concat(), &plain[2..], &after].concat()
     }
 
@@ -392,7 +479,7 @@ mod tests {
         let (head, rest) = plain.split_at(33);
         let kept = chunk(b"pHYs", &[0, 0, 11, 19, 0, 0, 11, 19, 1]);
         let metadata = [
-            chunk(b"eXIf", &exif_with_gps()[6..]),
+            chunk(b"eXIf", &exif_with_gps(None)[6..]),
             chunk(b"tEXt", b"Author\0Jane Doe"),
             chunk(b"zTXt", b"Comment\0\0\x78\x9c\x03\0\0\0\0\x01"),
             chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0<x:xmpmeta/>"),
@@ -409,8 +496,9 @@ mod tests {
         assert!(matches!(stripped(b"\x89PNX\r\n\x1a\n", &PNG), Err(Error::BadRequest(_))));
     }
 
-    /// A VP8X WebP: the encoder's VP8L image, with EXIF (odd-sized: padded) and XMP chunks.
-    fn webp_with_metadata() -> Vec<u8> {
+    /// A VP8X WebP: the encoder's VP8L image, with EXIF (`exif`; padded when odd) and XMP
+    /// chunks.
+    fn webp_with_exif(exif: &[u8]) -> Vec<u8> {
         let plain = encoded(ImageFormat::WebP);
         let image_chunk = &plain[12..];
         let chunk = |kind: &[u8; 4], data: &[u8]| {
@@ -424,10 +512,14 @@ mod tests {
         };
         // Flags: EXIF and XMP; canvas 64 × 48 (stored minus one, 24 bits each).
         let vp8x = chunk(b"VP8X", &[VP8X_EXIF | VP8X_XMP, 0, 0, 0, 63, 0, 0, 47, 0, 0]);
-        let exif = chunk(b"EXIF", &exif_with_gps()[6..]);
         let xmp = chunk(b"XMP ", b"<x:xmpmeta>odd</x:xmpmeta>!");
-        let body = [&b"WEBP"[..], &vp8x, image_chunk, &exif, &xmp].concat();
+        let body = [&b"WEBP"[..], &vp8x, image_chunk, &chunk(b"EXIF", exif), &xmp].concat();
         [&b"RIFF"[..], &u32::try_from(body.len()).unwrap().to_le_bytes(), &body, b"junk"].concat()
+    }
+
+    fn webp_with_metadata() -> Vec<u8> {
+        // An odd length, to be padded.
+        webp_with_exif(&[&exif_with_gps(None)[6..], b"!"].concat())
     }
 
     #[test]
@@ -449,5 +541,47 @@ mod tests {
     #[test]
     fn other_types_are_not_stripped_here() {
         assert!(matches!(stripped(b"%PDF-1.7", &crate::files::sniff::PDF), Err(Error::Internal(_))));
+    }
+
+    fn orientation_of(bytes: &[u8], format: ImageFormat) -> Orientation {
+        ImageReader::with_format(Cursor::new(bytes), format).into_decoder().unwrap().orientation().unwrap()
+    }
+
+    #[test]
+    fn the_orientation_survives_alone() {
+        let exif = exif_with_gps(Some(6));
+        // JPEG: an APP1 holding only the orientation, where the old one was.
+        let plain = encoded(ImageFormat::Jpeg);
+        let original = [&plain[..2], &segment(APP1, &exif), &plain[2..]].concat();
+        assert_eq!(orientation_of(&original, ImageFormat::Jpeg), Orientation::Rotate90);
+        let out = stripped(&original, &JPEG).unwrap();
+        assert_eq!(orientation_of(&out, ImageFormat::Jpeg), Orientation::Rotate90);
+        let kept = [&EXIF_PREFIX[..], &orientation_only(Orientation::Rotate90)].concat();
+        assert_eq!(out, [&plain[..2], &segment(APP1, &kept), &plain[2..]].concat());
+        // PNG: an eXIf chunk (its TIFF block, with a right CRC: the decoder checks it).
+        let plain = encoded(ImageFormat::Png);
+        let original = [&plain[..33], &chunk(b"eXIf", &exif[6..]), &plain[33..]].concat();
+        let out = stripped(&original, &PNG).unwrap();
+        assert_eq!(orientation_of(&out, ImageFormat::Png), Orientation::Rotate90);
+        assert_eq!(
+            out,
+            [&plain[..33], &chunk(b"eXIf", &orientation_only(Orientation::Rotate90)), &plain[33..]].concat()
+        );
+        assert_eq!(pixels(&out, ImageFormat::Png), pixels(&plain, ImageFormat::Png));
+        // WebP: an EXIF chunk, and its VP8X flag set again.
+        let original = webp_with_exif(&exif[6..]);
+        let out = stripped(&original, &WEBP).unwrap();
+        assert_eq!(orientation_of(&out, ImageFormat::WebP), Orientation::Rotate90);
+        assert_eq!(out[20], VP8X_EXIF, "only the EXIF flag");
+        assert!(!contains(&out, &LATITUDE) && contains(&out, &orientation_only(Orientation::Rotate90)));
+        assert_eq!(u32::from_le_bytes(out[4..8].try_into().unwrap()) as usize, out.len() - 8);
+        assert_eq!(pixels(&out, ImageFormat::WebP), pixels(&encoded(ImageFormat::WebP), ImageFormat::WebP));
+    }
+
+    #[test]
+    fn an_orientation_as_stored_is_not_kept() {
+        let plain = encoded(ImageFormat::Jpeg);
+        let original = [&plain[..2], &segment(APP1, &exif_with_gps(Some(1))), &plain[2..]].concat();
+        assert_eq!(stripped(&original, &JPEG).unwrap(), plain);
     }
 }

@@ -51,7 +51,7 @@ pub fn content_disposition(inline: bool, filename: &str) -> String {
     let kind = if inline { "inline" } else { "attachment" };
     let fallback: String = filename
         .chars()
-        .map(|c| if c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '%') || c == ' ' { c } else { '_' })
+        .map(|c| if (c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '%')) || c == ' ' { c } else { '_' })
         .collect();
     let mut encoded = String::with_capacity(filename.len() * 3);
     for byte in filename.bytes() {

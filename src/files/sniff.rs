@@ -158,8 +158,9 @@ pub fn sniff_file(path: &Path) -> Result<Option<Sniffed>> {
         return Ok(ole_office(file));
     }
     if head.starts_with(ZIP_MAGIC) {
-        if let found @ Some(_) = [ODT, ODS, ODP].into_iter().find(|kind| sniff(&head) == Some(*kind)) {
-            return Ok(found);
+        let sniffed = sniff(&head);
+        if sniffed.is_some_and(|kind| [ODT, ODS, ODP].contains(&kind)) {
+            return Ok(sniffed);
         }
         return zip_office(file).map_err(|err| io_error(path, err));
     }
@@ -197,8 +198,11 @@ fn zip_office(mut file: File) -> std::io::Result<Option<Sniffed>> {
     let mut header = [0u8; 46];
     let mut name = Vec::new();
     for _ in 0..directory.entries {
-        if entries.read_exact(&mut header).is_err() || !header.starts_with(b"PK\x01\x02") {
-            return Ok(None);
+        match entries.read_exact(&mut header) {
+            Ok(()) if header.starts_with(b"PK\x01\x02") => {}
+            Ok(()) => return Ok(None),
+            Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(err) => return Err(err),
         }
         let name_len = u16::from_le_bytes([header[28], header[29]]);
         let extra_len = u16::from_le_bytes([header[30], header[31]]);
