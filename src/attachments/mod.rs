@@ -46,12 +46,10 @@ struct Inner {
     decoders: Semaphore,
 }
 
-/// An upload received whole in a temporary file (deleted when this is dropped), with the first
-/// bytes kept to tell what it is.
+/// An upload received whole in a temporary file (deleted when this is dropped).
 pub struct Received {
     pub file: tempfile::NamedTempFile,
     pub size: u64,
-    pub head: Vec<u8>,
     /// The name the client gave, if any (cleaned before it is kept).
     pub filename: String,
 }
@@ -104,7 +102,13 @@ impl Files {
         upload: Received,
     ) -> Result<AttachmentRow> {
         let inner = &self.inner;
-        let sniffed = sniff::sniff(&upload.head).filter(|sniffed| inner.allowed.allows(sniffed)).ok_or_else(|| {
+        // The whole file, not only its head: an Office document is known by its directory,
+        // which may be at its end.
+        let path = upload.file.path().to_path_buf();
+        let sniffed = actix_web::web::block(move || sniff::sniff_file(&path))
+            .await
+            .map_err(|err| Error::Internal(format!("sniff task: {err}")))??;
+        let sniffed = sniffed.filter(|sniffed| inner.allowed.allows(sniffed)).ok_or_else(|| {
             Error::UnsupportedType(format!("this type of file is not accepted ({})", inner.config.types))
         })?;
         let id = AttachmentId::random();
@@ -146,8 +150,9 @@ impl Files {
             filename: names::clean_filename(&upload.filename, &sniffed),
             content_type: sniffed.mime.to_string(),
             size: size as i64,
-            width: facts.as_ref().map(|f| f.width as i32),
-            height: facts.as_ref().map(|f| f.height as i32),
+            // 0 × 0: a size the header did not tell (HEIC, AVIF), which is unknown.
+            width: facts.as_ref().map(|f| f.width as i32).filter(|w| *w > 0),
+            height: facts.as_ref().map(|f| f.height as i32).filter(|h| *h > 0),
             thumbnail_type,
             message_id: None,
             sent_seq: None,

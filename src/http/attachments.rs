@@ -15,7 +15,6 @@ use crate::attachments::{Files, Received};
 use crate::auth::AuthUser;
 use crate::error::{Error, Result};
 use crate::files::names;
-use crate::files::sniff::SNIFF_BYTES;
 use crate::files::urls::{self, Variant};
 use crate::protocol::{ConversationKind, LinkedAttachment, Role};
 use crate::rules;
@@ -112,16 +111,12 @@ async fn spool(mut field: Field, max: u64) -> Result<Received> {
     let temp = tempfile::NamedTempFile::new().map_err(|err| Error::Internal(format!("temporary file: {err}")))?;
     let mut out =
         tokio::fs::File::from_std(temp.reopen().map_err(|err| Error::Internal(format!("temporary file: {err}")))?);
-    let (mut size, mut head) = (0u64, Vec::with_capacity(SNIFF_BYTES));
+    let mut size = 0u64;
     while let Some(chunk) = field.next().await {
         let chunk = chunk.map_err(multipart_error)?;
         size += chunk.len() as u64;
         if size > max {
             return Err(too_large(max));
-        }
-        if head.len() < SNIFF_BYTES {
-            let take = (SNIFF_BYTES - head.len()).min(chunk.len());
-            head.extend_from_slice(&chunk[..take]);
         }
         out.write_all(&chunk).await.map_err(|err| Error::Internal(format!("temporary file: {err}")))?;
     }
@@ -129,7 +124,7 @@ async fn spool(mut field: Field, max: u64) -> Result<Received> {
     if size == 0 {
         return Err(Error::bad_request("the file is empty"));
     }
-    Ok(Received { file: temp, size, head, filename })
+    Ok(Received { file: temp, size, filename })
 }
 
 fn multipart_error(err: actix_multipart::MultipartError) -> Error {
