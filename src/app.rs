@@ -12,7 +12,7 @@ use actix::Addr;
 use crate::actors::presence::Presence;
 use crate::actors::registry::Registry;
 use crate::cluster::Broker;
-use crate::config::Limits;
+use crate::config::{Limits, Policies};
 use crate::rate_limit::RateLimiter;
 use crate::store::Store;
 use crate::types::Timestamp;
@@ -29,5 +29,7 @@ pub struct AppState {
     pub node_id: uuid::Uuid,
     pub started_at: Timestamp,
     pub admin_users: Vec<String>,
+    /// Who may register, find whom, and open conversations (`PARLEY_REGISTRATION`, …).
+    pub policies: Policies,
     pub fault_injection: bool,
 }

@@ -23,6 +23,9 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A write to an archived conversation, which is read-only until restored.
+    #[error("{0}")]
+    Archived(String),
     /// A byte range past the end of a file of `size` bytes.
     #[error("the range asked for is not within the file's {size} bytes")]
     RangeNotSatisfiable { size: u64 },
@@ -59,6 +62,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
+            Error::Archived(_) => "archived",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::QuotaExceeded(_) => "quota_exceeded",
             Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",
@@ -75,7 +79,7 @@ impl Error {
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Conflict(_) | Error::Archived(_) => StatusCode::CONFLICT,
             Error::PayloadTooLarge(_) | Error::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -89,6 +93,11 @@ impl Error {
     /// tells an outsider nothing.
     pub fn no_conversation() -> Self {
         Error::NotFound("no such conversation".into())
+    }
+
+    /// The conversation is archived: read-only until it is restored.
+    pub fn archived() -> Self {
+        Error::Archived("the conversation is archived".into())
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {

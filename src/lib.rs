@@ -34,7 +34,8 @@
 //! - [`http`]: the route table and one module per resource; what the server admits from one
 //!   client (`admission`, `body_timeout`, `client_ip`, `invitations`).
 //! - [`rules`]: the checks and limits every door applies alike (send, title, group size, page
-//!   sizes) and the text of membership system messages.
+//!   sizes, what the host gives); [`system_messages`]: what Parley's own system messages say,
+//!   in English or French, and the checks on the host's.
 //! - [`app`]: the handles that handlers and sessions share (`AppState`).
 //! - `src/bin/parley-bench/`: the load generator (a program that prints figures).
 //!
@@ -67,6 +68,7 @@ pub mod rate_limit;
 pub mod rules;
 pub mod slots;
 pub mod store;
+pub mod system_messages;
 pub mod types;
 
 use std::net::{SocketAddr, TcpListener};
@@ -86,7 +88,7 @@ use crate::actors::registry::Registry;
 use crate::actors::session::SessionDeps;
 use crate::app::AppState;
 use crate::attachments::Files;
-use crate::auth::{Auth, Keys};
+use crate::auth::{Auth, ClaimNames, Keys, ServiceKeys};
 use crate::cluster::Broker;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -144,7 +146,14 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         config.jwt_public_key.as_deref(),
         config.token_ttl_secs,
         config.accounts.token_max_lifetime_secs,
+        ClaimNames { external_id: config.host.external_id_claim.clone(), name: config.host.name_claim.clone() },
     )?;
+    let service_keys = web::Data::new(ServiceKeys::new(&config.host.service_keys)?);
+    let policies = config.host.policies();
+    log::info!(
+        "policies: {policies:?}{}",
+        if config.host.embedded() { " (embedded: service keys are set)" } else { "" }
+    );
     let store = Store::connect(&url, config.db_pool_size, Duration::from_millis(config.db_timeout_ms)).await?;
     auth::admins::provision(&store, &config.admin_users, config.accounts.admin_password_hash.as_deref()).await?;
     let files = Files::open(&config.files, &url, store.clone())?;
@@ -175,9 +184,14 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         presence: presence.clone(),
         broker: broker.clone(),
         limits: limits.clone(),
+        language: config.host.language,
         gap_wait: config.cluster.redis_url.is_some().then(|| Duration::from_millis(config.cluster.gap_wait_ms)),
     };
     let registry = Registry::new(handles, deps);
+    if let Some(after) = config.host.archive_after() {
+        let every = Duration::from_secs(config.host.archive_sweep_secs);
+        actors::archival::start(store.clone(), registry.clone(), after, every, config.host.archive_batch);
+    }
     broker.start(Arc::new(ClusterInbox { registry: registry.clone(), presence: presence.clone() }));
     let running_broker = broker.clone();
     let rate = Arc::new(RateLimiter::new(limits.rate_per_sec, limits.rate_burst));
@@ -199,6 +213,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         node_id,
         started_at: Timestamp::now(),
         admin_users: config.admin_users.clone(),
+        policies,
         fault_injection: config.fault_injection,
     });
     let origins = web::Data::new(OriginPolicy::new(&config.allowed_origins));
@@ -226,6 +241,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
             .app_data(exposure.clone())
             .app_data(invites.clone())
             .app_data(files.clone())
+            .app_data(service_keys.clone())
             .configure(|cfg| http::routes(cfg, origins.cors()))
             // The last wrapped runs first: a connection over its cap is refused before anything.
             .wrap(from_fn(body_timeout::limit))

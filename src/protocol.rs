@@ -27,6 +27,11 @@ pub struct User {
     pub id: UserId,
     pub username: String,
     pub display_name: String,
+    /// The host product's own id of this user (docs/PROTOCOL.md §7).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub online: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,6 +49,31 @@ pub struct Conversation {
     pub unread_count: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The host's business object this conversation is about (an appointment, a claim).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<Context>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_ends_at: Option<Timestamp>,
+    /// The host's free JSON object, as it was given; absent when empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Box<RawValue>>,
+    /// Read-only since then (`null`: open).
+    pub archived_at: Option<Timestamp>,
+    /// Members who read without taking part: never in `members`, so never in read receipts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub observers: Vec<Member>,
+    /// The viewer hid it from their list (until the next message).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+}
+
+/// A business object of the host's: `{type: "appointment", id: "A-1029"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Context {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +83,8 @@ pub struct Member {
     pub display_name: String,
     pub role: Role,
     pub last_read_seq: Seq,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
 }
 
 /// Loaded straight from its row (`Queryable` reads the columns by position; the selection, in
@@ -70,6 +102,49 @@ pub struct Message {
     /// Stored with the message as JSON (`store/models.rs`); absent on the wire when empty.
     #[serde(skip_serializing_if = "Attachments::is_empty")]
     pub attachments: Attachments,
+    /// What a `system` message says as data: its template, parameters and language (the body is
+    /// its text). Stored with the message as JSON; absent on text messages.
+    #[serde(skip_serializing_if = "Templated::is_none")]
+    pub system: Templated,
+}
+
+/// A system message's template: clients may render `template` with `params` in their own
+/// language, or show `body`, rendered in `lang`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemTemplate {
+    pub template: String,
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub lang: String,
+}
+
+/// The `system` of a message: a template, or none (a text message).
+#[derive(Debug, Clone, Default, PartialEq, FromSqlRow)]
+pub struct Templated(pub Option<SystemTemplate>);
+
+impl Templated {
+    pub fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// As the `system` column holds it: `''` for none, else JSON.
+    pub fn to_column(&self) -> String {
+        self.0.as_ref().and_then(|t| serde_json::to_string(t).ok()).unwrap_or_default()
+    }
+
+    pub fn from_column(text: &str) -> Result<Self, serde_json::Error> {
+        if text.is_empty() {
+            return Ok(Templated(None));
+        }
+        serde_json::from_str(text).map(|t| Templated(Some(t)))
+    }
+}
+
+impl Serialize for Templated {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
 }
 
 /// A file in a message (PROTOCOL.md §2.10). `url` and `thumbnail_url` are not stored: they are
@@ -204,8 +279,9 @@ text_enum!(
     ConversationKind { Direct = "direct", Group = "group" }
 );
 text_enum!(
-    /// A member's role; the owner may add and remove members of a group.
-    Role { Owner = "owner", Member = "member" }
+    /// A member's role; the owner may add and remove members of a group; an observer reads and
+    /// never posts.
+    Role { Owner = "owner", Member = "member", Observer = "observer" }
 );
 text_enum!(
     /// `text` from a user, or `system` (membership changes) from the server.
@@ -448,6 +524,16 @@ pub enum Event<'a> {
     PresenceUpdated(&'a Presence),
     #[serde(rename = "conversation:updated")]
     ConversationUpdated { conversation: &'a Conversation },
+    #[serde(rename = "user:updated")]
+    UserUpdated { user: &'a User },
+    /// An event of the host's (docs/PROTOCOL.md §7): not stored, so not replayed by `sync`.
+    #[serde(rename = "custom")]
+    Custom {
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conversation_id: Option<ConversationId>,
+        payload: &'a RawValue,
+    },
 }
 
 /// An encoded frame: serialised once, shared by every session it goes to (cloning is a

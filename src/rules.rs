@@ -1,14 +1,13 @@
 //! The rules of what a client may ask, each in one place: the send checks, group titles and
-//! sizes, page sizes, and the text of the system messages that announce membership changes and
-//! removed files.
+//! sizes, page sizes, and the checks of what the host gives (ids, contexts, metadata, URLs).
+//! (What system messages say is in `system_messages`.)
 //! REST handlers, WebSocket sessions and the conversation actor all call these functions, so a
 //! limit (PROTOCOL.md §4) is parsed and enforced the same way whichever door a request took.
 
 use crate::config::Limits;
 use crate::error::{Error, Result};
-use crate::protocol::check_text;
+use crate::protocol::{Context, check_text};
 use crate::rate_limit::RateLimiter;
-use crate::store::MembershipChange;
 use crate::types::{AttachmentId, UserId};
 
 /// The longest `client_id` accepted.
@@ -30,6 +29,12 @@ pub fn check_send(
     client_id: Option<&str>,
     attachments: &[AttachmentId],
 ) -> Result<()> {
+    check_message(limits, body, client_id, attachments)?;
+    rate.check(sender)
+}
+
+/// What a message may be, whoever sends it: its body, its `client_id`, its files.
+pub fn check_message(limits: &Limits, body: &str, client_id: Option<&str>, attachments: &[AttachmentId]) -> Result<()> {
     let max = limits.max_message_chars;
     check_text("body", body)?;
     if let Some(client_id) = client_id {
@@ -54,7 +59,7 @@ pub fn check_send(
     {
         return Err(Error::bad_request(format!("client_id must be 1 to {MAX_CLIENT_ID} bytes")));
     }
-    rate.check(sender)
+    Ok(())
 }
 
 /// A group's title, trimmed, if it is one.
@@ -102,18 +107,62 @@ fn page_size(requested: Option<i64>, default: i64, max: i64) -> Result<i64> {
     }
 }
 
-/// The system message announcing that `by_name` removed the file `filename`.
-pub fn removal_text(by_name: &str, filename: &str) -> String {
-    format!("{by_name} removed {filename}")
+/// The longest external id, context type or id (bytes).
+const MAX_EXTERNAL_ID: usize = 255;
+const MAX_CONTEXT_PART: usize = 128;
+/// The largest host metadata object and custom event payload, serialised.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+const MAX_URL: usize = 2048;
+
+/// A host's id of a user: 1 to 255 bytes, no control characters.
+pub fn external_id(id: &str) -> Result<&str> {
+    host_key("external_id", id, MAX_EXTERNAL_ID)
 }
 
-/// The system message announcing `change`, made by `by_name`; `user_name` is who it is about.
-pub fn membership_text(change: MembershipChange, by_itself: bool, by_name: &str, user_name: &str) -> String {
-    match change {
-        MembershipChange::Add(_) => format!("{by_name} added {user_name}"),
-        MembershipChange::Remove(_) if by_itself => format!("{user_name} left"),
-        MembershipChange::Remove(_) => format!("{by_name} removed {user_name}"),
+/// A business object: its type and id, 1 to 128 bytes each, no control characters.
+pub fn context(context: &Context) -> Result<()> {
+    host_key("context.type", &context.kind, MAX_CONTEXT_PART)?;
+    host_key("context.id", &context.id, MAX_CONTEXT_PART)?;
+    Ok(())
+}
+
+fn host_key<'a>(field: &str, text: &'a str, max: usize) -> Result<&'a str> {
+    if text.is_empty() || text.len() > max || text.chars().any(char::is_control) {
+        return Err(Error::bad_request(format!("{field} is 1 to {max} bytes without control characters")));
     }
+    Ok(text)
+}
+
+/// The host's free metadata: a JSON object, at most 16 KiB once serialised, without NUL; as it
+/// is stored.
+pub fn metadata(value: &serde_json::Value) -> Result<String> {
+    if !value.is_object() {
+        return Err(Error::bad_request("metadata is a JSON object"));
+    }
+    let text = value.to_string();
+    if text.len() > MAX_METADATA_BYTES {
+        return Err(Error::bad_request(format!("metadata is at most {MAX_METADATA_BYTES} bytes")));
+    }
+    check_text("metadata", &text)?;
+    Ok(text)
+}
+
+/// An avatar's address: `https://` or `http://`, at most 2 KiB, no spaces or control characters
+/// (a `javascript:` or `data:` URL in an `<img>` is the classic injection).
+pub fn avatar_url(url: &str) -> Result<&str> {
+    let web = url.starts_with("https://") || url.starts_with("http://");
+    if !web || url.len() > MAX_URL || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Error::bad_request(format!("avatar_url is an http(s) URL of at most {MAX_URL} bytes")));
+    }
+    Ok(url)
+}
+
+/// A custom event's payload: any JSON, at most 16 KiB.
+pub fn event_payload(payload: &serde_json::value::RawValue) -> Result<()> {
+    if payload.get().len() > MAX_METADATA_BYTES {
+        return Err(Error::PayloadTooLarge(format!("payload is at most {MAX_METADATA_BYTES} bytes")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -144,18 +193,24 @@ mod tests {
     }
 
     #[test]
+    fn what_the_host_gives_is_bounded() {
+        assert!(external_id("42").is_ok());
+        assert!(external_id("").is_err());
+        assert!(external_id(&"x".repeat(256)).is_err());
+        assert!(external_id("a\nb").is_err());
+        assert!(metadata(&serde_json::json!({"a": 1})).is_ok());
+        assert!(metadata(&serde_json::json!([1])).is_err());
+        assert!(avatar_url("https://cdn.example.com/a.png").is_ok());
+        assert!(avatar_url("javascript:alert(1)").is_err());
+        assert!(context(&Context { kind: "appointment".into(), id: "A-1029".into() }).is_ok());
+        assert!(context(&Context { kind: String::new(), id: "A".into() }).is_err());
+    }
+
+    #[test]
     fn a_group_holds_at_most_the_limit_owner_included() {
         let limits = limits();
         let max = limits.max_group_members;
         assert!(group_size(&limits, max).is_ok());
         assert!(group_size(&limits, max + 1).is_err());
-    }
-
-    #[test]
-    fn membership_messages_say_who_did_what() {
-        let (a, b) = (UserId(uuid::Uuid::new_v4()), UserId(uuid::Uuid::new_v4()));
-        assert_eq!(membership_text(MembershipChange::Add(b), false, "Ann", "Bob"), "Ann added Bob");
-        assert_eq!(membership_text(MembershipChange::Remove(b), false, "Ann", "Bob"), "Ann removed Bob");
-        assert_eq!(membership_text(MembershipChange::Remove(a), true, "Ann", "Ann"), "Ann left");
     }
 }

@@ -109,6 +109,13 @@ id_type!(
     AttachmentId
 );
 
+impl UserId {
+    /// The system user: the sender of the messages the service posts, and of Parley's own
+    /// system messages when the service or the archival sweep acted. Made by the migration that
+    /// brought the service API; never a member of anything.
+    pub const SYSTEM: UserId = UserId(Uuid::nil());
+}
+
 impl ConversationId {
     pub fn random() -> Self {
         ConversationId(Uuid::new_v4())
@@ -229,6 +236,11 @@ impl Timestamp {
 
     pub fn micros(&self) -> i64 {
         self.0.timestamp_micros()
+    }
+
+    /// This time moved back by `by` (an archival delay).
+    pub fn minus(&self, by: std::time::Duration) -> Self {
+        Self::from_micros(self.micros().saturating_sub(i64::try_from(by.as_micros()).unwrap_or(i64::MAX)))
     }
 }
 

@@ -28,7 +28,8 @@ impl cluster::Inbound for ClusterInbox {
         match event.kind {
             EventKind::Message { conversation, .. }
             | EventKind::Typing { conversation, .. }
-            | EventKind::Read { conversation, .. } => {
+            | EventKind::Read { conversation, .. }
+            | EventKind::Custom { conversation } => {
                 if let Err(err) = self.registry.remote(conversation, event) {
                     log::warn!("conversation {conversation}: cannot take an event of another node: {err}");
                 }
@@ -62,7 +63,7 @@ impl Change {
     /// owner when its owner left).
     pub fn new(change: MembershipChange, new_owner: Option<UserId>) -> Change {
         match change {
-            MembershipChange::Add(user) => Change::Add(user),
+            MembershipChange::Add(user, role) => Change::Add(user, role),
             MembershipChange::Remove(user) => Change::Remove { user, new_owner },
         }
     }

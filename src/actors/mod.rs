@@ -3,7 +3,9 @@
 //! [`registry::Registry`]), and one [`presence::Presence`] per node. [`outgoing`] is each
 //! session's bounded outgoing queue, how anything reaches a session without waiting on it.
 //! [`inbox`] is the actors' side of the cluster port: it routes what other nodes publish.
+//! [`archival`] archives the conversations whose business object ended long enough ago.
 
+pub mod archival;
 pub mod conversation;
 pub mod inbox;
 pub mod outgoing;

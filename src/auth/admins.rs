@@ -8,7 +8,7 @@ use argon2::PasswordHash;
 use super::password::normalize_username;
 use crate::error::{Error, Result};
 use crate::store::{Store, UserRow};
-use crate::types::{Timestamp, UserId};
+use crate::types::UserId;
 
 /// Is `username` (already normalized) one of the admin names?
 pub fn is_admin_name(admin_users: &[String], username: &str) -> bool {
@@ -45,12 +45,8 @@ pub async fn provision(store: &Store, admin_users: &[String], password_hash: Opt
             continue;
         }
         let row = UserRow {
-            id: UserId(uuid::Uuid::new_v4()),
-            display_name: username.clone(),
-            username,
             password_hash: Some(hash.to_string()),
-            created_at: Timestamp::now(),
-            last_seen_at: None,
+            ..UserRow::new(UserId(uuid::Uuid::new_v4()), username.clone(), username)
         };
         match store.create_user(&row).await {
             // Another node made it at the same moment.

@@ -8,6 +8,7 @@ pub mod display_name;
 pub mod password;
 pub mod registrations;
 pub mod revocation;
+pub mod service;
 pub mod throttle;
 pub mod tokens;
 
@@ -20,7 +21,8 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::types::UserId;
 
-pub use tokens::{Keys, Verified};
+pub use service::{ServiceCaller, ServiceKeys};
+pub use tokens::{ClaimNames, Keys, Subject, Verified};
 
 /// Token verification, plus the rules that a valid token's user exists (created on first use)
 /// and has not signed out everywhere since; the throttle on password guessing and the limit on
@@ -54,11 +56,17 @@ impl Auth {
     /// One primary-key lookup per request: the revocation time is read each time (not cached),
     /// so that a sign-out everywhere on any node holds on every node at once.
     pub async fn authenticate(&self, token: &str) -> Result<AuthUser> {
-        let Verified { user, name, admin, expires_at, issued_at } = self.keys.verify(token)?;
-        let valid_after = match self.store.tokens_valid_after(user).await? {
-            Some(valid_after) => valid_after,
-            None => self.store.ensure_user(user, name.as_deref()).await.map(|_| None)?,
+        let Verified { subject, name, admin, expires_at, issued_at } = self.keys.verify(token)?;
+        let (user, valid_after) = match subject {
+            Subject::Id(user) => match self.store.tokens_valid_after(user).await? {
+                Some(valid_after) => (user, valid_after),
+                None => (user, self.store.ensure_user(user, name.as_deref()).await.map(|_| None)?),
+            },
+            Subject::External(id) => self.store.external_user_tokens(&id, name.as_deref()).await?,
         };
+        if user == UserId::SYSTEM {
+            return Err(Error::Unauthorized("invalid token: the system user does not sign in".into()));
+        }
         if revocation::is_revoked(valid_after, issued_at) {
             return Err(revocation::revoked());
         }

@@ -9,28 +9,49 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::store::DatabaseUrl;
 use crate::types::UserId;
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The claims of the tokens this server issues.
+#[derive(Debug, Serialize)]
 struct Claims {
+    /// `parley`: a token of ours, whose `sub` is a Parley user id whatever the host's claims are.
+    iss: &'static str,
     sub: String,
     exp: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    iat: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    role: Option<String>,
+    iat: i64,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+}
+
+/// The issuer of the tokens this server issues.
+const ISSUER: &str = "parley";
+
+/// Who a token is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A Parley user id (`sub`).
+    Id(UserId),
+    /// The host's own id of its user (`PARLEY_TOKEN_EXTERNAL_ID_CLAIM`).
+    External(String),
+}
+
+/// How the host's tokens name their user and their display name (docs/PROTOCOL.md §1.2).
+#[derive(Debug, Clone)]
+pub struct ClaimNames {
+    pub external_id: Option<String>,
+    pub name: String,
 }
 
 /// What a valid token says.
 #[derive(Debug, Clone)]
 pub struct Verified {
-    pub user: UserId,
+    pub subject: Subject,
     pub name: Option<String>,
     pub admin: bool,
     /// Unix seconds; a WebSocket is closed with 4001 then.
@@ -41,6 +62,7 @@ pub struct Verified {
 }
 
 pub struct Keys {
+    claims: ClaimNames,
     encoding: EncodingKey,
     hs256: DecodingKey,
     public: Option<(Algorithm, DecodingKey)>,
@@ -51,7 +73,13 @@ pub struct Keys {
 impl Keys {
     /// `ttl_secs`: the lifetime of the tokens issued here; `max_lifetime_secs`: the longest
     /// accepted (it cannot be shorter than the first, or our own tokens would be refused).
-    pub fn new(secret: &str, public_key: Option<&Path>, ttl_secs: u64, max_lifetime_secs: u64) -> Result<Keys> {
+    pub fn new(
+        secret: &str,
+        public_key: Option<&Path>,
+        ttl_secs: u64,
+        max_lifetime_secs: u64,
+        claims: ClaimNames,
+    ) -> Result<Keys> {
         if ttl_secs > max_lifetime_secs {
             return Err(Error::bad_request(format!(
                 "PARLEY_TOKEN_TTL_SECS ({ttl_secs}) is longer than PARLEY_TOKEN_MAX_LIFETIME_SECS ({max_lifetime_secs})"
@@ -62,6 +90,7 @@ impl Keys {
             Some(path) => Some(read_public_key(path)?),
         };
         Ok(Keys {
+            claims,
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             hs256: DecodingKey::from_secret(secret.as_bytes()),
             public,
@@ -77,11 +106,12 @@ impl Keys {
         let now = chrono::Utc::now().timestamp();
         let issued = not_before.map_or(now, |t| now.max(t));
         let claims = Claims {
+            iss: ISSUER,
             sub: user.to_string(),
             exp: now.saturating_add(self.ttl_secs),
-            iat: Some(issued),
-            name: Some(name.to_string()),
-            role: admin.then(|| "admin".to_string()),
+            iat: issued,
+            name: name.to_string(),
+            role: admin.then_some("admin"),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|err| Error::Internal(format!("token signing: {err}")))
@@ -107,8 +137,8 @@ impl Keys {
         validation.reject_tokens_expiring_in_less_than = 1;
         validation.validate_nbf = true;
         validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|err| {
+        validation.set_required_spec_claims(&["exp"]);
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, key, &validation).map_err(|err| {
             use jsonwebtoken::errors::ErrorKind;
             match err.kind() {
                 ErrorKind::ExpiredSignature => unauthorized("expired"),
@@ -119,19 +149,45 @@ impl Keys {
             }
         })?;
         let claims = data.claims;
+        let number = |name: &str| claims.get(name).and_then(Value::as_i64);
+        let text = |name: &str| claims.get(name).and_then(Value::as_str);
+        let exp = number("exp").ok_or_else(|| unauthorized("exp is not a number"))?;
+        let iat = match claims.get("iat") {
+            None => None,
+            Some(iat) => Some(iat.as_i64().ok_or_else(|| unauthorized("iat is not a number"))?),
+        };
         let now = chrono::Utc::now().timestamp();
-        let lifetime = claims.exp.saturating_sub(claims.iat.map_or(now, |iat| iat.min(now)));
+        let lifetime = exp.saturating_sub(iat.map_or(now, |iat| iat.min(now)));
         if lifetime > self.max_lifetime_secs {
             return Err(unauthorized("lives longer than this server accepts"));
         }
-        let user = claims.sub.parse().map_err(|_| unauthorized("sub is not a UUID"))?;
+        let ours = text("iss") == Some(ISSUER);
+        let subject = match &self.claims.external_id {
+            // The host's own token: its claim names the user by the host's id. Parley's admin
+            // role is for operators, so such a token never carries it, whatever its `role` says.
+            Some(claim) if !ours => {
+                let id = match claims.get(claim) {
+                    Some(Value::String(id)) => id.clone(),
+                    Some(Value::Number(id)) if id.is_i64() || id.is_u64() => id.to_string(),
+                    Some(_) => return Err(unauthorized(&format!("{claim} is not a string or an integer"))),
+                    None => return Err(unauthorized(&format!("no {claim} claim"))),
+                };
+                crate::rules::external_id(&id).map_err(|_| unauthorized(&format!("{claim} is not an id")))?;
+                Subject::External(id)
+            }
+            _ => {
+                let sub = text("sub").ok_or_else(|| unauthorized("no sub claim"))?;
+                Subject::Id(sub.parse().map_err(|_| unauthorized("sub is not a UUID"))?)
+            }
+        };
+        let admin = matches!(subject, Subject::Id(_)) && text("role") == Some("admin");
         Ok(Verified {
-            user,
+            subject,
             // A name that could disguise itself is cleaned, not a reason to refuse a valid token.
-            name: claims.name.as_deref().and_then(super::display_name::clean),
-            admin: claims.role.as_deref() == Some("admin"),
-            expires_at: claims.exp,
-            issued_at: claims.iat,
+            name: text(&self.claims.name).and_then(super::display_name::clean),
+            admin,
+            expires_at: exp,
+            issued_at: iat,
         })
     }
 }
@@ -196,22 +252,43 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
+    fn keys(secret: &str) -> Keys {
+        Keys::new(secret, None, 60, 60, ClaimNames { external_id: Some("userId".into()), name: "name".into() }).unwrap()
+    }
+
     #[test]
     fn issued_tokens_verify_and_carry_the_role() {
-        let keys = Keys::new("a test secret of some length", None, 60, 60).unwrap();
+        let keys = keys("a test secret of some length");
         let user = UserId(uuid::Uuid::new_v4());
         let verified = keys.verify(&keys.issue(user, "Ada", true, None).unwrap()).unwrap();
-        assert_eq!(verified.user, user);
+        assert_eq!(verified.subject, Subject::Id(user));
         assert!(verified.admin);
         assert_eq!(verified.name.as_deref(), Some("Ada"));
     }
 
     #[test]
     fn other_secrets_and_garbage_are_refused() {
-        let keys = Keys::new("a test secret of some length", None, 60, 60).unwrap();
-        let other = Keys::new("another secret entirely", None, 60, 60).unwrap();
+        let keys = keys("a test secret of some length");
+        let other = keys("another secret entirely");
         let token = other.issue(UserId(uuid::Uuid::new_v4()), "x", false, None).unwrap();
         assert!(matches!(keys.verify(&token), Err(Error::Unauthorized(_))));
         assert!(matches!(keys.verify("garbage"), Err(Error::Unauthorized(_))));
+    }
+
+    #[test]
+    fn a_hosts_token_names_its_user_by_the_hosts_id_and_is_never_admin() {
+        let keys = keys("a test secret of some length");
+        let now = chrono::Utc::now().timestamp();
+        let sign = |claims: Value| {
+            let key = EncodingKey::from_secret(b"a test secret of some length");
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
+        };
+        let token = sign(serde_json::json!({"userId": 42, "role": "admin", "name": "Camille", "exp": now + 60}));
+        let verified = keys.verify(&token).unwrap();
+        assert_eq!(verified.subject, Subject::External("42".into()));
+        assert!(!verified.admin);
+        assert_eq!(verified.name.as_deref(), Some("Camille"));
+        let token = sign(serde_json::json!({"sub": "x", "exp": now + 60}));
+        assert!(matches!(keys.verify(&token), Err(Error::Unauthorized(m)) if m.contains("no userId claim")));
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::protocol::Frame;
+use crate::protocol::{Frame, Role};
 use crate::types::{ConversationId, Seq, Timestamp, UserId};
 
 /// What happened: the JSON header of an envelope, and how a receiving node routes the event.
@@ -22,6 +22,13 @@ pub enum EventKind {
         seq: Seq,
         sender: UserId,
         change: Option<Change>,
+        /// The message archived (`true`) or restored (`false`) the conversation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        archived: Option<bool>,
+    },
+    /// A host's event for a conversation's sessions; the frame follows.
+    Custom {
+        conversation: ConversationId,
     },
     Typing {
         conversation: ConversationId,
@@ -55,8 +62,12 @@ pub enum EventKind {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
-    Add(UserId),
-    Remove { user: UserId, new_owner: Option<UserId> },
+    /// Joined, as a member or an observer.
+    Add(UserId, Role),
+    Remove {
+        user: UserId,
+        new_owner: Option<UserId>,
+    },
 }
 
 /// One event as it travels: its kind, and the frame of events that carry one.
@@ -97,7 +108,7 @@ impl ClusterEvent {
         let newline = rest.iter().position(|b| *b == b'\n').ok_or_else(|| malformed("no header"))?;
         let kind: EventKind = serde_json::from_slice(&rest[..newline]).map_err(|err| malformed(&err.to_string()))?;
         let frame = match &kind {
-            EventKind::Message { .. } | EventKind::Deliver { .. } => {
+            EventKind::Message { .. } | EventKind::Deliver { .. } | EventKind::Custom { .. } => {
                 let text = std::str::from_utf8(&rest[newline + 1..]).map_err(|_| malformed("frame is not UTF-8"))?;
                 Some(Frame::from(text))
             }
@@ -120,6 +131,7 @@ mod tests {
                 seq: Seq(7),
                 sender: UserId(Uuid::new_v4()),
                 change: None,
+                archived: Some(true),
             },
             Frame::from(r#"{"type":"message:new","data":{}}"#),
         );

@@ -64,9 +64,7 @@ pub async fn upload(
     payload: web::Payload,
 ) -> Result<HttpResponse> {
     let conversation = *id;
-    if !app.store.is_member(conversation, caller.id).await? {
-        return Err(Error::no_conversation());
-    }
+    app.store.may_post(conversation, caller.id).await?;
     let max = files.max_bytes();
     // Refused before a byte is read when the request says it is too large (a multipart body
     // holds the file and a few hundred bytes of headers).

@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::auth::{Auth, AuthUser, admins, display_name, password, revocation};
+use crate::config::Registration;
 use crate::error::{Error, Result};
 use crate::http::client_ip::{TrustedProxies, client_ip};
 use crate::protocol::User;
 use crate::store::UserRow;
-use crate::types::{Timestamp, UserId};
+use crate::types::UserId;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +45,9 @@ pub async fn register(
     proxies: web::Data<TrustedProxies>,
     body: web::Json<RegisterBody>,
 ) -> Result<HttpResponse> {
+    if app.policies.registration == Registration::Closed {
+        return Err(Error::Forbidden("registration is closed: accounts come from the host product".into()));
+    }
     let body = body.into_inner();
     let username = password::normalize_username(&body.username)?;
     if admins::is_admin_name(&app.admin_users, &username) {
@@ -56,14 +60,8 @@ pub async fn register(
     };
     auth.registrations.take(Some(client_ip(&req, &proxies)))?;
     let hash = blocking(move || password::hash(&body.password)).await?;
-    let row = UserRow {
-        id: UserId(uuid::Uuid::new_v4()),
-        username,
-        display_name,
-        password_hash: Some(hash),
-        created_at: Timestamp::now(),
-        last_seen_at: None,
-    };
+    let row =
+        UserRow { password_hash: Some(hash), ..UserRow::new(UserId(uuid::Uuid::new_v4()), username, display_name) };
     app.store.create_user(&row).await?;
     log::info!("registered user {}", row.id);
     Ok(HttpResponse::Created().json(session_for(&app, &auth, &row).await?))

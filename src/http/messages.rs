@@ -42,11 +42,16 @@ pub async fn history(
     id: web::Path<ConversationId>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse> {
-    let limit = rules::messages_page(&app.limits, query.limit)?;
     if !app.store.is_member(*id, caller.id).await? {
         return Err(Error::no_conversation());
     }
-    let page = app.store.history(*id, query.before_seq, query.after_seq, limit).await?;
+    page(&app, *id, &query).await
+}
+
+/// A page of `id`'s history, for someone allowed to read it (a member, or the service).
+pub(super) async fn page(app: &AppState, id: ConversationId, query: &HistoryQuery) -> Result<HttpResponse> {
+    let limit = rules::messages_page(&app.limits, query.limit)?;
+    let page = app.store.history(id, query.before_seq, query.after_seq, limit).await?;
     Ok(HttpResponse::Ok().json(json!({ "messages": page.messages, "has_more": page.has_more })))
 }
 

@@ -14,8 +14,10 @@ mod conversations;
 mod health;
 pub mod invitations;
 mod messages;
+mod openapi;
 pub mod origin;
 mod ranges;
+mod service;
 mod users;
 mod ws;
 
@@ -40,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, cors: actix_cors::Cors) {
             web::scope("/api")
                 .wrap(cors)
                 .route("/info", web::get().to(health::info))
+                .route("/openapi.json", web::get().to(openapi::document))
                 .route("/auth/register", web::post().to(auth::register))
                 .route("/auth/login", web::post().to(auth::login))
                 .route("/auth/logout-everywhere", web::post().to(auth::logout_everywhere))
@@ -58,12 +61,41 @@ pub fn routes(cfg: &mut web::ServiceConfig, cors: actix_cors::Cors) {
                 .route("/attachments/{id}", web::get().to(attachments::download::<false>))
                 .route("/attachments/{id}", web::delete().to(attachments::remove))
                 .route("/attachments/{id}/thumbnail", web::get().to(attachments::download::<true>))
+                .route("/conversations/{id}/archive", web::post().to(conversations::archive))
+                .route("/conversations/{id}/restore", web::post().to(conversations::restore))
+                .route("/conversations/{id}/hide", web::post().to(conversations::hide))
+                .route("/conversations/{id}/unhide", web::post().to(conversations::unhide))
                 .route("/conversations/{id}/read", web::post().to(messages::read))
                 .route("/conversations/{id}/unread", web::post().to(messages::unread))
                 .route("/admin/actors", web::get().to(admin::actors))
                 .route("/admin/actors/conversations/{id}", web::get().to(admin::conversation))
                 .route("/admin/actors/conversations/{id}/fault", web::post().to(admin::fault))
-                .route("/admin/users/{id}/logout-everywhere", web::post().to(admin::logout_everywhere)),
+                .route("/admin/users/{id}/logout-everywhere", web::post().to(admin::logout_everywhere))
+                .service(
+                    // The host's backend (docs/PROTOCOL.md §7), with a service key.
+                    web::scope("/service")
+                        .route("/users/{external_id}", web::put().to(service::users::put))
+                        .route("/users/{external_id}", web::get().to(service::users::get))
+                        .route(
+                            "/users/{external_id}/logout-everywhere",
+                            web::post().to(service::users::logout_everywhere),
+                        )
+                        .route("/users/{external_id}/events", web::post().to(service::users::event))
+                        .route("/conversations", web::post().to(service::conversations::create))
+                        .route("/conversations", web::get().to(service::conversations::list))
+                        .route("/conversations/{id}", web::get().to(service::conversations::get))
+                        .route("/conversations/{id}", web::patch().to(service::conversations::update))
+                        .route("/conversations/{id}/messages", web::get().to(service::conversations::history))
+                        .route("/conversations/{id}/messages", web::post().to(service::conversations::post))
+                        .route("/conversations/{id}/members", web::post().to(service::conversations::add_member))
+                        .route(
+                            "/conversations/{id}/members/{external_id}",
+                            web::delete().to(service::conversations::remove_member),
+                        )
+                        .route("/conversations/{id}/archive", web::post().to(service::conversations::archive))
+                        .route("/conversations/{id}/restore", web::post().to(service::conversations::restore))
+                        .route("/conversations/{id}/events", web::post().to(service::conversations::event)),
+                ),
         )
         .default_service(web::to(not_found));
 }

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::auth::AuthUser;
+use crate::config::Directory;
 use crate::error::{Error, Result};
 use crate::rules;
 use crate::types::UserId;
@@ -26,10 +27,11 @@ pub async fn me(app: web::Data<AppState>, caller: AuthUser) -> Result<HttpRespon
     Ok(HttpResponse::Ok().json(row.to_user()))
 }
 
-/// GET /api/users?q=&limit= → {users}: search on username and display name
+/// GET /api/users?q=&limit= → {users}: search on username and display name, among everyone or
+/// among the caller's contacts (PARLEY_DIRECTORY)
 pub async fn search(
     app: web::Data<AppState>,
-    _caller: AuthUser,
+    caller: AuthUser,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse> {
     let limit = rules::users_page(&app.limits, query.limit)?;
@@ -38,7 +40,12 @@ pub async fn search(
     if q.chars().count() > MAX_QUERY {
         return Err(Error::bad_request(format!("q is at most {MAX_QUERY} characters")));
     }
-    let rows = app.store.search_users(q, limit).await?;
+    let among = match app.policies.directory {
+        Directory::Open => None,
+        Directory::Contacts => Some(contacts_and_self(&app, caller.id).await?),
+        Directory::Off => return Err(Error::Forbidden("the directory is off".into())),
+    };
+    let rows = app.store.search_users(q, limit, among.as_deref()).await?;
     let users: Vec<_> = rows.iter().map(|r| r.to_user()).collect();
     Ok(HttpResponse::Ok().json(json!({ "users": users })))
 }
@@ -46,6 +53,18 @@ pub async fn search(
 /// GET /api/users/{id} → User, with online and last_seen_at when the caller shares a
 /// conversation with them (or is them)
 pub async fn get(app: web::Data<AppState>, caller: AuthUser, id: web::Path<UserId>) -> Result<HttpResponse> {
-    let row = app.store.user(*id).await?.ok_or_else(|| Error::NotFound("no such user".into()))?;
+    let no_such_user = || Error::NotFound("no such user".into());
+    // With a closed directory a stranger is as unknown as an id that names nobody.
+    if app.policies.directory != Directory::Open && !contacts_and_self(&app, caller.id).await?.contains(&id) {
+        return Err(no_such_user());
+    }
+    let row = app.store.user(*id).await?.ok_or_else(no_such_user)?;
     Ok(HttpResponse::Ok().json(crate::actors::presence::user_with_presence(&app.presence, caller.id, &row).await?))
+}
+
+/// The people `user` shares a conversation with, and `user`.
+async fn contacts_and_self(app: &AppState, user: UserId) -> Result<Vec<UserId>> {
+    let mut people = app.store.contacts(user).await?;
+    people.push(user);
+    Ok(people)
 }

@@ -27,7 +27,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use super::schema::{conversations, members, messages};
 use super::{Appended, NewMessage, Store, with_conn};
 use crate::error::{Error, Result};
-use crate::protocol::Message;
+use crate::protocol::{Message, Role};
 use crate::types::{ConversationId, MessageId, Seq, Timestamp, UserId, sql};
 
 impl Store {
@@ -63,9 +63,11 @@ impl Store {
                     client_id: m.client_id,
                     created_at: now,
                     attachments: Default::default(),
+                    system: Default::default(),
                 },
                 duplicate: false,
                 new_owner: None,
+                archived: None,
             })
             .collect())
     }
@@ -111,7 +113,7 @@ impl BatchSql for AsyncPgConnection {
              counters AS (\
                  UPDATE conversations AS c SET last_seq = c.last_seq + s.step, updated_at = $7 \
                  FROM steps AS s JOIN locked ON locked.id = s.conversation_id \
-                 WHERE c.id = s.conversation_id RETURNING c.id, c.last_seq, s.step), \
+                 WHERE c.id = s.conversation_id AND c.archived_at IS NULL RETURNING c.id, c.last_seq, s.step), \
              numbered AS (\
                  SELECT b.*, c.last_seq - c.step + row_number() OVER (PARTITION BY b.conversation_id ORDER BY b.n) AS seq \
                  FROM batch AS b JOIN counters AS c ON c.id = b.conversation_id), \
@@ -122,7 +124,8 @@ impl BatchSql for AsyncPgConnection {
              marked AS (\
                  UPDATE members AS m SET last_read_seq = x.seq \
                  FROM (SELECT conversation_id, sender_id, max(seq) AS seq FROM numbered GROUP BY 1, 2) AS x \
-                 WHERE m.conversation_id = x.conversation_id AND m.user_id = x.sender_id RETURNING 1) \
+                 WHERE m.conversation_id = x.conversation_id AND m.user_id = x.sender_id \
+                     AND m.role <> 'observer' RETURNING 1) \
              SELECT id, seq, CASE WHEN (SELECT count(*) FROM marked) = $8 THEN 0 \
                  ELSE ('a sender is not a member: ' || (SELECT count(*) FROM marked))::int END AS checked \
              FROM inserted",
@@ -138,9 +141,10 @@ impl BatchSql for AsyncPgConnection {
         .load(self)
         .await?;
         let seqs: HashMap<MessageId, Seq> = rows.into_iter().map(|r| (r.id, r.seq)).collect();
-        // A message of a conversation that is gone has no counter and was not stored: the batch
+        // A message of a conversation that is gone (or archived on another node a moment ago) has
+        // no counter and was not stored: the batch
         // fails (nothing of it is committed) and is retried one by one. So does a batch with a
-        // sender who is no longer a member (removed on another node a moment ago): the statement
+        // sender who is no longer a member (removed on another node a moment ago) or an observer: the statement
         // fails on the cast in its last line (not a constant, so that PostgreSQL cannot fold it
         // at planning), so that nothing of it is kept, and the one-by-one
         // appends refuse exactly that sender.
@@ -200,14 +204,15 @@ impl BatchSql for SyncConnectionWrapper<SqliteConnection> {
         self.transaction(async |conn| {
             let mut before = HashMap::with_capacity(counts.len());
             for (id, step) in &counts {
-                let old: Seq = diesel::update(conversations::table.find(id))
-                    .set((
-                        conversations::last_seq.eq(conversations::last_seq + step),
-                        conversations::updated_at.eq(now),
-                    ))
-                    .returning(conversations::last_seq - step)
-                    .get_result(conn)
-                    .await?;
+                let old: Seq =
+                    diesel::update(conversations::table.find(id).filter(conversations::archived_at.is_null()))
+                        .set((
+                            conversations::last_seq.eq(conversations::last_seq + step),
+                            conversations::updated_at.eq(now),
+                        ))
+                        .returning(conversations::last_seq - step)
+                        .get_result(conn)
+                        .await?;
                 before.insert(*id, old);
             }
             let seqs = number(batch, before);
@@ -219,6 +224,7 @@ impl BatchSql for SyncConnectionWrapper<SqliteConnection> {
             // One's own messages are never unread (PROTOCOL.md §2).
             for ((conversation, user), seq) in markers {
                 let marked = diesel::update(members::table.find((conversation, user)))
+                    .filter(members::role.ne(Role::Observer))
                     .set(members::last_read_seq.eq(seq))
                     .execute(conn)
                     .await?;

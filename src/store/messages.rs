@@ -8,11 +8,12 @@ use super::models::{MemberRow, MessageInsert};
 use super::schema::{conversations, members, messages};
 use super::{Store, is_unique_violation, with_conn};
 use crate::error::{Error, Result};
-use crate::protocol::{Message, MessageKind, Role};
+use crate::protocol::{Message, MessageKind, Role, Templated};
 use crate::types::{AttachmentId, ConversationId, MessageId, Seq, Timestamp, UserId};
 
 /// A message to append, and what it changes besides, if anything: the membership change it
-/// announces, the uploads it claims, or the attachment whose removal it announces.
+/// announces, the uploads it claims, the attachment whose removal it announces, or the
+/// conversation it archives or restores.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub conversation_id: ConversationId,
@@ -20,10 +21,14 @@ pub struct NewMessage {
     pub kind: MessageKind,
     pub body: String,
     pub client_id: Option<String>,
+    /// A system message's template (PROTOCOL.md §2.9); none for text.
+    pub system: Templated,
     pub membership: Option<MembershipChange>,
     /// Files of the sender's, uploaded to this conversation and not sent yet (PROTOCOL.md §2.10).
     pub attachments: Vec<AttachmentId>,
     pub removal: Option<AttachmentId>,
+    /// `Some(true)` archives the conversation with this message, `Some(false)` restores it.
+    pub archive: Option<bool>,
 }
 
 impl NewMessage {
@@ -41,29 +46,45 @@ impl NewMessage {
             kind: MessageKind::Text,
             body,
             client_id,
+            system: Templated::default(),
             membership: None,
             attachments,
             removal: None,
+            archive: None,
         }
     }
 
-    /// A system message written by `by`, announcing a change.
-    pub fn system(conversation_id: ConversationId, by: UserId, body: String) -> Self {
+    /// A system message written by `by` (the system user when the service acts), announcing a
+    /// change, with the template it was rendered from.
+    pub fn system(conversation_id: ConversationId, by: UserId, (body, system): (String, Templated)) -> Self {
         NewMessage {
             conversation_id,
             sender: by,
             kind: MessageKind::System,
             body,
             client_id: None,
+            system,
             membership: None,
             attachments: Vec::new(),
             removal: None,
+            archive: None,
         }
     }
 
-    /// A plain message: the group committer may batch it (nothing besides the message changes).
+    /// A plain message: the group committer may batch it (nothing besides the message changes,
+    /// and it has no template: the batch writes text messages).
     pub fn is_plain(&self) -> bool {
-        self.membership.is_none() && self.attachments.is_empty() && self.removal.is_none()
+        self.membership.is_none()
+            && self.attachments.is_empty()
+            && self.removal.is_none()
+            && self.archive.is_none()
+            && self.system.is_none()
+    }
+
+    /// Must the sender be a member? Not the system user, nor someone announcing their own
+    /// leaving (their row goes in the same transaction).
+    fn needs_member(&self) -> bool {
+        self.sender != UserId::SYSTEM && self.membership != Some(MembershipChange::Remove(self.sender))
     }
 
     /// Its row, as message `seq` (the schema links each message to its predecessor).
@@ -79,14 +100,16 @@ impl NewMessage {
             client_id: self.client_id.as_deref(),
             created_at: now,
             attachments,
+            system: self.system.to_column(),
         }
     }
 }
 
-/// A change of members, committed in the same transaction as the system message announcing it.
+/// A change of members, committed in the same transaction as the system message announcing it:
+/// someone joins as a member or an observer, or leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MembershipChange {
-    Add(UserId),
+    Add(UserId, Role),
     Remove(UserId),
 }
 
@@ -97,6 +120,8 @@ pub struct Appended {
     pub duplicate: bool,
     /// The member who became the group's owner because its owner left.
     pub new_owner: Option<UserId>,
+    /// The message archived (`true`) or restored (`false`) the conversation.
+    pub archived: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -121,22 +146,51 @@ impl Store {
         let id = MessageId::now();
         let result = with_conn!(self, |conn| {
             conn.transaction::<_, Refusal, _>(async |conn| {
-                // The write comes first, so that SQLite takes its write lock before any read.
-                let seq: Seq = diesel::update(conversations::table.find(new.conversation_id))
-                    .set((conversations::last_seq.eq(conversations::last_seq + 1), conversations::updated_at.eq(now)))
-                    .returning(conversations::last_seq)
-                    .get_result(conn)
-                    .await?;
+                // The write comes first, so that SQLite takes its write lock before any read. It
+                // finds the conversation open (archived, for a restore) under the row lock: an
+                // archived conversation takes no message, and of two archives at once (two nodes
+                // sweeping) one finds it archived already and commits nothing.
+                let restoring = new.archive == Some(false);
+                let seq: Option<Seq> = diesel::update(
+                    conversations::table
+                        .find(new.conversation_id)
+                        .filter(conversations::archived_at.is_null().eq(!restoring)),
+                )
+                .set((
+                    conversations::last_seq.eq(conversations::last_seq + 1),
+                    conversations::updated_at.eq(now),
+                    conversations::archived_at.eq((new.archive == Some(true)).then_some(now)),
+                ))
+                .returning(conversations::last_seq)
+                .get_result(conn)
+                .await
+                .optional()?;
+                let Some(seq) = seq else {
+                    let archived = conversations::table
+                        .find(new.conversation_id)
+                        .select(conversations::archived_at)
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    return Err(Refusal::Refused(closed(archived, new)));
+                };
+                if restoring {
+                    diesel::update(conversations::table.find(new.conversation_id))
+                        .set(conversations::restored_at.eq(now))
+                        .execute(conn)
+                        .await?;
+                }
                 let mut new_owner = None;
                 match new.membership {
-                    Some(MembershipChange::Add(user_id)) => {
+                    Some(MembershipChange::Add(user_id, role)) => {
                         // The newcomer's marker sits just before the message announcing them.
                         let row = MemberRow {
                             conversation_id: new.conversation_id,
                             user_id,
-                            role: Role::Member,
+                            role,
                             last_read_seq: seq.prev(),
                             joined_at: now,
+                            hidden_seq: None,
                         };
                         diesel::insert_into(members::table).values(&row).execute(conn).await?;
                     }
@@ -173,13 +227,15 @@ impl Store {
                 diesel::insert_into(messages::table).values(&row).execute(conn).await?;
                 conn.claim(new, id, seq).await?;
                 // One's own messages are never unread (PROTOCOL.md §2). The sender must be a
-                // member: in a cluster another node may have removed them a moment ago, which
-                // this node's actor has not heard of yet (its member list is a cache).
+                // member, not an observer: in a cluster another node may have removed them a
+                // moment ago, which this node's actor has not heard of yet (its member list is
+                // a cache).
                 let marked = diesel::update(members::table.find((new.conversation_id, new.sender)))
+                    .filter(members::role.ne(Role::Observer))
                     .set(members::last_read_seq.eq(seq))
                     .execute(conn)
                     .await?;
-                if marked == 0 && new.membership != Some(MembershipChange::Remove(new.sender)) {
+                if marked == 0 && new.needs_member() {
                     return Err(Refusal::Refused(Error::no_conversation())); // nothing of it is kept
                 }
                 Ok((seq, new_owner, attachments))
@@ -198,9 +254,11 @@ impl Store {
                     client_id: new.client_id.clone(),
                     created_at: now,
                     attachments,
+                    system: new.system.clone(),
                 },
                 duplicate: false,
                 new_owner,
+                archived: new.archive,
             }),
             Err(Refusal::Refused(err)) => Err(err),
             Err(Refusal::Database(diesel::result::Error::NotFound)) => Err(Error::no_conversation()),
@@ -266,5 +324,15 @@ fn duplicate_of(new: &NewMessage, existing: Message) -> Result<Appended> {
     if existing.conversation_id != new.conversation_id {
         return Err(Error::Conflict("client_id was already used for a message in another conversation".into()));
     }
-    Ok(Appended { message: existing, duplicate: true, new_owner: None })
+    Ok(Appended { message: existing, duplicate: true, new_owner: None, archived: None })
+}
+
+/// Why `new` found its conversation closed to it, from its `archived_at` (`None`: gone).
+fn closed(archived: Option<Option<Timestamp>>, new: &NewMessage) -> Error {
+    match (archived, new.archive) {
+        (None, _) => Error::no_conversation(),
+        (Some(_), Some(true)) => Error::Conflict("the conversation is archived already".into()),
+        (Some(_), Some(false)) => Error::Conflict("the conversation is not archived".into()),
+        (Some(_), None) => Error::archived(),
+    }
 }

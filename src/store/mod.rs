@@ -30,9 +30,10 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 
 pub use attachments::{AttachmentCursor, AttachmentPage};
 pub use committer::{Committer, CommitterConfig, Permits};
-pub use conversations::{ConversationPage, ListCursor};
+pub use conversations::{ConversationPage, Founding, ListCursor, ListFilter};
 pub use messages::{Appended, HistoryPage, MembershipChange, NewMessage};
 pub use models::{AttachmentRow, UserRow};
+pub use users::ExternalProfile;
 
 use crate::error::{Error, Result};
 

@@ -6,7 +6,7 @@ use diesel::sql_types::Text;
 use diesel::{Insertable, Queryable, Selectable};
 
 use super::schema::{attachments, conversations, members, messages, users};
-use crate::protocol::{Attachment, Attachments, ConversationKind, Message, MessageKind, Role, User};
+use crate::protocol::{Attachment, Attachments, ConversationKind, Message, MessageKind, Role, Templated, User};
 use crate::types::{AttachmentId, ConversationId, MessageId, Seq, Timestamp, UserId};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -18,15 +18,36 @@ pub struct UserRow {
     pub password_hash: Option<String>,
     pub created_at: Timestamp,
     pub last_seen_at: Option<Timestamp>,
+    pub external_id: Option<String>,
+    pub avatar_url: Option<String>,
+    /// The host's JSON object (`{}` when none); shown on the service API only.
+    pub metadata: String,
 }
 
 impl UserRow {
+    /// A user without password, external id or avatar, created now.
+    pub fn new(id: UserId, username: String, display_name: String) -> Self {
+        UserRow {
+            id,
+            username,
+            display_name,
+            password_hash: None,
+            created_at: Timestamp::now(),
+            last_seen_at: None,
+            external_id: None,
+            avatar_url: None,
+            metadata: "{}".into(),
+        }
+    }
+
     /// The wire `User`, without presence (the caller adds it where the protocol asks for it).
     pub fn to_user(&self) -> User {
         User {
             id: self.id,
             username: self.username.clone(),
             display_name: self.display_name.clone(),
+            external_id: self.external_id.clone(),
+            avatar_url: self.avatar_url.clone(),
             online: None,
             last_seen_at: None,
         }
@@ -43,10 +64,19 @@ pub struct ConversationRow {
     pub last_seq: Seq,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    pub context_type: Option<String>,
+    pub context_id: Option<String>,
+    pub context_ends_at: Option<Timestamp>,
+    /// The host's JSON object, `{}` when none.
+    pub metadata: String,
+    pub archived_at: Option<Timestamp>,
+    /// When it was last restored: the archival sweep leaves it alone until its context ends
+    /// again after that.
+    pub restored_at: Option<Timestamp>,
 }
 
 impl ConversationRow {
-    /// A new, empty conversation, created now.
+    /// A new, empty conversation, created now, tied to no business object.
     pub fn new(kind: ConversationKind, title: Option<String>, direct_key: Option<String>) -> Self {
         let now = Timestamp::now();
         ConversationRow {
@@ -57,6 +87,12 @@ impl ConversationRow {
             last_seq: Seq::ZERO,
             created_at: now,
             updated_at: now,
+            context_type: None,
+            context_id: None,
+            context_ends_at: None,
+            metadata: "{}".into(),
+            archived_at: None,
+            restored_at: None,
         }
     }
 }
@@ -69,6 +105,8 @@ pub struct MemberRow {
     pub role: Role,
     pub last_read_seq: Seq,
     pub joined_at: Timestamp,
+    /// Hidden from the member's list while the conversation's `last_seq` is at most this.
+    pub hidden_seq: Option<Seq>,
 }
 
 impl MemberRow {
@@ -80,6 +118,7 @@ impl MemberRow {
             role,
             last_read_seq: Seq::ZERO,
             joined_at: conversation.created_at,
+            hidden_seq: None,
         }
     }
 }
@@ -98,6 +137,8 @@ pub struct MessageInsert<'a> {
     pub created_at: Timestamp,
     /// [`Attachments::to_column`]: `''` for none.
     pub attachments: String,
+    /// [`Templated::to_column`]: `''` for none.
+    pub system: String,
 }
 
 /// The wire `Message` is read straight from its row, without a copy: these are its columns, in
@@ -114,6 +155,7 @@ impl<DB: diesel::backend::Backend> Selectable<DB> for Message {
         messages::client_id,
         messages::created_at,
         messages::attachments,
+        messages::system,
     );
 
     fn construct_selection() -> Self::SelectExpression {
@@ -127,6 +169,7 @@ impl<DB: diesel::backend::Backend> Selectable<DB> for Message {
             messages::client_id,
             messages::created_at,
             messages::attachments,
+            messages::system,
         )
     }
 }
@@ -137,6 +180,15 @@ where
 {
     fn from_sql(value: DB::RawValue<'_>) -> deserialize::Result<Self> {
         Ok(Attachments::from_column(&String::from_sql(value)?)?)
+    }
+}
+
+impl<DB: diesel::backend::Backend> FromSql<Text, DB> for Templated
+where
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(value: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        Ok(Templated::from_column(&String::from_sql(value)?)?)
     }
 }
 

@@ -14,6 +14,9 @@ diesel::table! {
         created_at -> TimePoint,
         last_seen_at -> Nullable<TimePoint>,
         tokens_valid_after -> Nullable<TimePoint>,
+        external_id -> Nullable<Text>,
+        avatar_url -> Nullable<Text>,
+        metadata -> Text,
     }
 }
 
@@ -29,6 +32,12 @@ diesel::table! {
         last_seq -> BigInt,
         created_at -> TimePoint,
         updated_at -> TimePoint,
+        context_type -> Nullable<Text>,
+        context_id -> Nullable<Text>,
+        context_ends_at -> Nullable<TimePoint>,
+        metadata -> Text,
+        archived_at -> Nullable<TimePoint>,
+        restored_at -> Nullable<TimePoint>,
     }
 }
 
@@ -42,6 +51,7 @@ diesel::table! {
         role -> Text,
         last_read_seq -> BigInt,
         joined_at -> TimePoint,
+        hidden_seq -> Nullable<BigInt>,
     }
 }
 
@@ -60,6 +70,7 @@ diesel::table! {
         client_id -> Nullable<Text>,
         created_at -> TimePoint,
         attachments -> Text,
+        system -> Text,
     }
 }
 

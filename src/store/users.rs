@@ -57,14 +57,7 @@ impl Store {
         if let Some(user) = self.user(id).await? {
             return Ok(user);
         }
-        let row = UserRow {
-            id,
-            username: id.to_string(),
-            display_name: name.map_or_else(|| id.to_string(), str::to_string),
-            password_hash: None,
-            created_at: Timestamp::now(),
-            last_seen_at: None,
-        };
+        let row = UserRow::new(id, id.to_string(), name.map_or_else(|| id.to_string(), str::to_string));
         with_conn!(self, |conn| {
             // Two first requests at once: the second insert does nothing and both read the row.
             diesel::insert_into(users::table).values(&row).on_conflict_do_nothing().execute(conn).await?;
@@ -89,11 +82,16 @@ impl Store {
         })
     }
 
-    /// Directory search: `query` anywhere in the username or display name, case-insensitive.
-    pub async fn search_users(&self, query: &str, limit: i64) -> Result<Vec<UserRow>> {
+    /// Directory search: `query` anywhere in the username or display name, case-insensitive;
+    /// among `among` only, when given (the people one shares a conversation with).
+    pub async fn search_users(&self, query: &str, limit: i64, among: Option<&[UserId]>) -> Result<Vec<UserRow>> {
         let pattern = format!("%{}%", escape_like(&query.to_lowercase()));
         with_conn!(self, |conn| {
-            Ok(users::table
+            let mut found = users::table.filter(users::id.ne(UserId::SYSTEM)).into_boxed();
+            if let Some(among) = among {
+                found = found.filter(users::id.eq_any(among));
+            }
+            Ok(found
                 .filter(
                     lower(users::username)
                         .like(&pattern)
@@ -105,6 +103,90 @@ impl Store {
                 .select(UserRow::as_select())
                 .load(conn)
                 .await?)
+        })
+    }
+
+    /// The user the host knows as `external_id`.
+    pub async fn user_by_external_id(&self, external_id: &str) -> Result<Option<UserRow>> {
+        with_conn!(self, |conn| {
+            Ok(users::table
+                .filter(users::external_id.eq(external_id))
+                .select(UserRow::as_select())
+                .first(conn)
+                .await
+                .optional()?)
+        })
+    }
+
+    /// The users the host knows by these ids, in no particular order.
+    pub async fn users_by_external_ids(&self, external_ids: &[String]) -> Result<Vec<UserRow>> {
+        with_conn!(self, |conn| {
+            Ok(users::table
+                .filter(users::external_id.eq_any(external_ids))
+                .select(UserRow::as_select())
+                .load(conn)
+                .await?)
+        })
+    }
+
+    /// A host's token names `external_id`: its user's id and sign-out-everywhere time (one
+    /// indexed lookup per request, as for Parley's own tokens), the user made on first use.
+    pub async fn external_user_tokens(
+        &self,
+        external_id: &str,
+        name: Option<&str>,
+    ) -> Result<(UserId, Option<Timestamp>)> {
+        let found = with_conn!(self, |conn| {
+            Ok::<_, Error>(
+                users::table
+                    .filter(users::external_id.eq(external_id))
+                    .select((users::id, users::tokens_valid_after))
+                    .first(conn)
+                    .await
+                    .optional()?,
+            )
+        })?;
+        match found {
+            Some(found) => Ok(found),
+            None => {
+                let (row, _) = self.upsert_external_user(external_id, ExternalProfile::named(name)).await?;
+                Ok((row.id, None))
+            }
+        }
+    }
+
+    /// Creates the user the host knows as `external_id`, or updates what `profile` gives of it.
+    /// Says whether it was created. Safe under concurrent calls: the unique `external_id` lets
+    /// one insert win.
+    pub async fn upsert_external_user(&self, external_id: &str, profile: ExternalProfile) -> Result<(UserRow, bool)> {
+        let id = UserId(uuid::Uuid::new_v4());
+        let row = UserRow {
+            external_id: Some(external_id.to_string()),
+            avatar_url: profile.avatar_url.clone().flatten(),
+            metadata: profile.metadata.clone().unwrap_or_else(|| "{}".into()),
+            ..UserRow::new(id, id.to_string(), profile.display_name.clone().unwrap_or_else(|| external_id.to_string()))
+        };
+        with_conn!(self, |conn| {
+            let inserted =
+                diesel::insert_into(users::table).values(&row).on_conflict_do_nothing().execute(conn).await?;
+            if inserted == 0 {
+                let target = users::table.filter(users::external_id.eq(external_id));
+                if let Some(name) = &profile.display_name {
+                    diesel::update(target).set(users::display_name.eq(name)).execute(conn).await?;
+                }
+                if let Some(avatar) = &profile.avatar_url {
+                    diesel::update(target).set(users::avatar_url.eq(avatar)).execute(conn).await?;
+                }
+                if let Some(metadata) = &profile.metadata {
+                    diesel::update(target).set(users::metadata.eq(metadata)).execute(conn).await?;
+                }
+            }
+            let stored = users::table
+                .filter(users::external_id.eq(external_id))
+                .select(UserRow::as_select())
+                .first(conn)
+                .await?;
+            Ok((stored, inserted == 1))
         })
     }
 
@@ -128,6 +210,22 @@ impl Store {
                 .load(conn)
                 .await?)
         })
+    }
+}
+
+/// What the host says of one of its users; `None` leaves a field as it is (`avatar_url:
+/// Some(None)` clears it).
+#[derive(Debug, Clone, Default)]
+pub struct ExternalProfile {
+    pub display_name: Option<String>,
+    pub avatar_url: Option<Option<String>>,
+    /// JSON, checked (`rules::metadata`).
+    pub metadata: Option<String>,
+}
+
+impl ExternalProfile {
+    fn named(name: Option<&str>) -> Self {
+        ExternalProfile { display_name: name.map(str::to_string), ..Default::default() }
     }
 }
 

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["protocol"],
     &["store"],
     &["rate_limit", "auth", "slots", "attachments"],
-    &["cluster", "rules"],
+    &["cluster", "rules", "system_messages"],
     &["actors"],
     &["app"],
     &["http"],

@@ -13,14 +13,15 @@ use tokio::sync::oneshot;
 
 use super::live::Membership;
 use super::order::{GapCheck, GapDue, Released, Step};
-use super::queue::{InFlight, Started};
+use super::queue::{Composed, InFlight, Started};
 use super::unread::{Flush, with_total};
 use super::{ConversationActor, State};
 use crate::actors::presence::{DeliverTo, Unwatch, Watch};
 use crate::cluster::{Change, ClusterEvent, EventKind};
 use crate::error::{Error, Result};
-use crate::protocol::{self, Event, Frame, MessageKind, ReadState};
+use crate::protocol::{self, Event, Frame, MessageKind, ReadState, Role};
 use crate::store::{Appended, MembershipChange, NewMessage};
+use crate::system_messages::Own;
 use crate::types::{Seq, Unread, UserId};
 
 impl ConversationActor {
@@ -34,7 +35,7 @@ impl ConversationActor {
             None => {}
             Some(Started::Sends { messages, accepted }) => self.commit_sends(messages, accepted, ctx),
             Some(Started::Single { new }) => self.commit_single(new, ctx),
-            Some(Started::Membership { by, change }) => self.commit_membership(by, change, ctx),
+            Some(Started::Compose { by, what }) => self.commit_composed(by, what, ctx),
             Some(Started::Marker { user, seq, moved }) => self.commit_marker(user, seq, moved, ctx),
         }
     }
@@ -72,20 +73,46 @@ impl ConversationActor {
         }));
     }
 
-    /// Commits a membership change on its own, with its system message, written now with the
-    /// display names of the moment.
-    fn commit_membership(&mut self, by: UserId, change: MembershipChange, ctx: &mut Context<Self>) {
-        let (store, id) = (self.deps.store.clone(), self.id);
+    /// Commits a membership change, or an archive or restore, on its own, with its system
+    /// message, written now with the display names of the moment (by the system user when the
+    /// service acts).
+    fn commit_composed(&mut self, by: Option<UserId>, what: Composed, ctx: &mut Context<Self>) {
+        let (store, id, language) = (self.deps.store.clone(), self.id, self.deps.language);
         let commit = async move {
-            let user = match change {
-                MembershipChange::Add(user) | MembershipChange::Remove(user) => user,
+            let user = match what {
+                Composed::Membership(MembershipChange::Add(user, _) | MembershipChange::Remove(user)) => Some(user),
+                Composed::Archive(_) => None,
             };
-            let rows = store.users(&[by, user]).await?;
-            let name = |id: UserId| rows.iter().find(|r| r.id == id).map(|r| r.display_name.as_str());
-            let user_name = name(user).ok_or_else(|| Error::NotFound("no such user".into()))?;
-            let by_name = name(by).ok_or_else(|| Error::NotFound("no such user".into()))?;
-            let body = crate::rules::membership_text(change, by == user, by_name, user_name);
-            let new = NewMessage { membership: Some(change), ..NewMessage::system(id, by, body) };
+            let ids: Vec<UserId> = by.into_iter().chain(user).collect();
+            let rows = store.users(&ids).await?;
+            let name = |id: UserId| {
+                rows.iter()
+                    .find(|r| r.id == id)
+                    .map(|r| (id, r.display_name.as_str()))
+                    .ok_or_else(|| Error::NotFound("no such user".into()))
+            };
+            let actor = by.map(name).transpose()?;
+            let own = match what {
+                Composed::Membership(MembershipChange::Add(user, Role::Observer)) => {
+                    Own::ObserverAdded { user: name(user)? }
+                }
+                Composed::Membership(MembershipChange::Add(user, _)) => {
+                    Own::MemberAdded { by: actor, user: name(user)? }
+                }
+                Composed::Membership(MembershipChange::Remove(user)) if by == Some(user) => {
+                    Own::MemberLeft { user: name(user)? }
+                }
+                Composed::Membership(MembershipChange::Remove(user)) => {
+                    Own::MemberRemoved { by: actor, user: name(user)? }
+                }
+                Composed::Archive(true) => Own::Archived { by: actor },
+                Composed::Archive(false) => Own::Restored { by: actor },
+            };
+            let mut new = NewMessage::system(id, by.unwrap_or(UserId::SYSTEM), own.render(language));
+            match what {
+                Composed::Membership(change) => new.membership = Some(change),
+                Composed::Archive(archive) => new.archive = Some(archive),
+            }
             store.append(&new).await
         };
         self.commit_alone(commit, ctx);
@@ -157,44 +184,54 @@ impl ConversationActor {
             let _ = reply.send(Ok(message)); // stored and broadcast the first time
             return;
         }
-        let (id, sender, seq) = (self.id, message.sender_id, message.seq);
+        let (id, sender, seq, archived) = (self.id, message.sender_id, message.seq, appended.archived);
         metrics::counter!(crate::metrics::MESSAGES_SENT).increment(1);
         let frame = Event::MessageNew { message: &message }.encode();
         let cluster_change = change.map(|change| Change::new(change, appended.new_owner));
         self.deps.broker.publish(ClusterEvent::with_frame(
-            EventKind::Message { conversation: id, seq, sender, change: cluster_change },
+            EventKind::Message { conversation: id, seq, sender, change: cluster_change, archived },
             frame.clone(),
         ));
         let membership = change.map(|change| Membership::from((change, appended.new_owner)));
-        self.apply_commit(seq, sender, membership, frame, ctx, move |act| {
-            if let Some(change) = change {
-                act.announce_membership(change);
+        self.apply_commit(seq, sender, membership, archived, frame, ctx, move |act| {
+            if change.is_some() || archived.is_some() {
+                let left = match change {
+                    Some(MembershipChange::Remove(user)) => Some(user),
+                    _ => None,
+                };
+                act.announce_conversation(left);
             }
             let _ = reply.send(Ok(message));
         });
     }
 
-    /// A message committed, here or on another node: the live state follows, the sender's
-    /// typing ends, recipients' unread counts are queued, a newcomer is admitted, and the
-    /// message is delivered in order (a leaver leaves after it); then `then`.
+    /// A message committed, here or on another node: the live state follows (the conversation
+    /// archived or restored with it, if it was), the sender's typing ends, recipients' unread
+    /// counts are queued, a newcomer is admitted, and the message is delivered in order (a
+    /// leaver leaves after it); then `then`.
+    #[allow(clippy::too_many_arguments)] // the parts of one committed message, as both paths have them
     pub(super) fn apply_commit(
         &mut self,
         seq: Seq,
         sender: UserId,
         membership: Option<Membership>,
+        archived: Option<bool>,
         frame: Frame,
         ctx: &mut Context<Self>,
         then: impl FnOnce(&mut Self) + 'static,
     ) {
         let State::Live(live) = &mut self.state else { return };
+        if let Some(archived) = archived {
+            live.archived = archived;
+        }
         let effects = live.apply_committed(seq, sender, membership);
         if effects.typing_ended {
             self.typing_updated(sender, false);
         }
         self.unread.queue(effects.unread);
         self.flush_unread(ctx);
-        if let Some(user) = effects.admit {
-            return self.admit(user, seq, frame, ctx, then);
+        if let Some((user, role)) = effects.admit {
+            return self.admit(user, role, seq, frame, ctx, then);
         }
         self.deliver_in_order(seq, frame, ctx); // the leaver sees their leaving too
         if let Some(leave) = effects.leave
@@ -211,6 +248,7 @@ impl ConversationActor {
     fn admit(
         &mut self,
         user: UserId,
+        role: Role,
         seq: Seq,
         frame: Frame,
         ctx: &mut Context<Self>,
@@ -220,21 +258,22 @@ impl ConversationActor {
         ctx.wait(self.deps.presence.send(watch).into_actor(self).map(move |sessions, act, ctx| {
             if let State::Live(live) = &mut act.state {
                 let sessions = sessions.ok().and_then(|mut s| s.remove(&user)).unwrap_or_default();
-                live.admit(user, seq, sessions);
+                live.admit(user, role, seq, sessions);
             }
             act.deliver_in_order(seq, frame, ctx);
             then(act);
         }));
     }
 
-    /// `conversation:updated` to everyone concerned, each with their own unread count.
-    fn announce_membership(&mut self, change: MembershipChange) {
+    /// `conversation:updated` to everyone concerned (and to `left`, who just left, so that
+    /// their clients drop it), each with their own unread count.
+    pub(super) fn announce_conversation(&mut self, left: Option<UserId>) {
         let Ok(live) = self.live() else { return };
         let mut users = live.users();
-        if let MembershipChange::Remove(user) = change
+        if let Some(user) = left
             && !users.contains(&user)
         {
-            users.push(user); // so that their clients drop the conversation
+            users.push(user);
         }
         let (id, store, presence) = (self.id, self.deps.store.clone(), self.deps.presence.clone());
         actix::spawn(async move {
@@ -247,7 +286,7 @@ impl ConversationActor {
                         }
                     }
                     Err(err) => {
-                        log::warn!("conversation {id}: cannot announce a membership change: {err}")
+                        log::warn!("conversation {id}: cannot announce a change: {err}")
                     }
                 }
             }
@@ -278,7 +317,12 @@ impl ConversationActor {
         for session in sessions {
             session.deliver(&unread);
         }
-        self.broadcast(&Event::ReadUpdated { conversation_id: id, user_id: user, last_read_seq: seq }.encode(), None);
+        let receipt = Event::ReadUpdated { conversation_id: id, user_id: user, last_read_seq: seq }.encode();
+        match live.receipt_audience(user) {
+            // An observer's own devices follow their marker; nobody else hears of it.
+            Some(observer) => live.sessions_of(observer).iter().for_each(|s| s.deliver(&receipt)),
+            None => drop(self.broadcast(&receipt, None)),
+        }
     }
 
     /// Sends the queued `unread:updated`, at the pace `UnreadUpdates` sets.

@@ -7,12 +7,14 @@ use std::sync::atomic::Ordering;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::queue::{Write, when_committed};
+use super::queue::{Composed, Write, when_committed};
 use super::{ConversationActor, State};
 use crate::actors::presence::MemberSessions;
+use crate::cluster::{ClusterEvent, EventKind};
 use crate::error::{Error, Result};
-use crate::protocol::{self, ReadState};
+use crate::protocol::{self, Frame, ReadState, Role};
 use crate::store::{MembershipChange, NewMessage};
+use crate::system_messages::Own;
 use crate::types::{AttachmentId, ConversationId, Seq, Timestamp, UserId};
 
 /// A member sends a text message (WebSocket `message:send` or REST, the same path), with the
@@ -27,7 +29,7 @@ pub struct SendMessage {
 }
 
 /// `by` removes a file sent in this conversation (its uploader, or the group's owner: checked by
-/// the caller, which read the attachment); a system message, named `filename`, announces it.
+/// the caller, which read the attachment); a system message, naming `filename`, announces it.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<protocol::Message>")]
 pub struct RemoveAttachment {
@@ -37,20 +39,47 @@ pub struct RemoveAttachment {
     pub filename: String,
 }
 
-/// The group's owner adds `user`; a system message announces it.
+/// The group's owner (`by`), or the service (`None`), adds `user` as `role`; a system message
+/// announces it.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<protocol::Message>")]
 pub struct AddMember {
-    pub by: UserId,
+    pub by: Option<UserId>,
     pub user: UserId,
+    pub role: Role,
 }
 
-/// `user` leaves (`by == user`) or the owner removes them; a system message announces it.
+/// `user` leaves (`by == user`), or the owner or the service (`None`) removes them; a system
+/// message announces it.
 #[derive(Message, Clone)]
 #[rtype(result = "Result<protocol::Message>")]
 pub struct RemoveMember {
-    pub by: UserId,
+    pub by: Option<UserId>,
     pub user: UserId,
+}
+
+/// The group's owner (`by`), or the service (`None`), archives (`archive`) or restores the
+/// conversation; a system message announces it, in `seq` order, so `sync` replays it.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<protocol::Message>")]
+pub struct Archive {
+    pub by: Option<UserId>,
+    pub archive: bool,
+}
+
+/// A system message of the host's (sent by the system user), in `seq` order with the rest.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<protocol::Message>")]
+pub struct PostSystem {
+    pub new: NewMessage,
+}
+
+/// An event of the host's for every session of this conversation's members, on every node, in
+/// order with its messages. Not stored.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<()>")]
+pub struct PushEvent {
+    pub frame: Frame,
 }
 
 /// Moves `user`'s read marker: forward to `seq` (default: the latest), or with `unread` back to
@@ -129,7 +158,7 @@ impl Handler<SendMessage> for ConversationActor {
 
     fn handle(&mut self, msg: SendMessage, ctx: &mut Self::Context) -> Self::Result {
         self.accept(ctx, |act, reply| {
-            act.live_for(msg.sender)?;
+            act.live_for(msg.sender)?.check_post(msg.sender, "post")?;
             let new = NewMessage::text(act.id, msg.sender, msg.body, msg.client_id, msg.attachments);
             Ok(Write::send(new, reply))
         })
@@ -141,9 +170,10 @@ impl Handler<RemoveAttachment> for ConversationActor {
 
     fn handle(&mut self, msg: RemoveAttachment, ctx: &mut Self::Context) -> Self::Result {
         self.accept(ctx, |act, reply| {
-            act.live_for(msg.by)?;
-            let body = crate::rules::removal_text(&msg.by_name, &msg.filename);
-            let new = NewMessage { removal: Some(msg.attachment), ..NewMessage::system(act.id, msg.by, body) };
+            act.live_for(msg.by)?.check_open()?;
+            let text = Own::AttachmentRemoved { by: (msg.by, &msg.by_name), filename: &msg.filename }
+                .render(act.deps.language);
+            let new = NewMessage { removal: Some(msg.attachment), ..NewMessage::system(act.id, msg.by, text) };
             Ok(Write::send(new, reply))
         })
     }
@@ -155,8 +185,8 @@ impl Handler<AddMember> for ConversationActor {
     fn handle(&mut self, msg: AddMember, ctx: &mut Self::Context) -> Self::Result {
         self.accept(ctx, |act, reply| {
             let limits = act.deps.limits.clone();
-            act.live_for(msg.by)?.check_add(msg.by, msg.user, &limits)?;
-            Ok(Write::membership(msg.by, MembershipChange::Add(msg.user), reply))
+            act.acting(msg.by)?.check_add(msg.by, msg.user, msg.role, &limits)?;
+            Ok(Write::compose(msg.by, Composed::Membership(MembershipChange::Add(msg.user, msg.role)), reply))
         })
     }
 }
@@ -166,9 +196,43 @@ impl Handler<RemoveMember> for ConversationActor {
 
     fn handle(&mut self, msg: RemoveMember, ctx: &mut Self::Context) -> Self::Result {
         self.accept(ctx, |act, reply| {
-            act.live_for(msg.by)?.check_remove(msg.by, msg.user)?;
-            Ok(Write::membership(msg.by, MembershipChange::Remove(msg.user), reply))
+            act.acting(msg.by)?.check_remove(msg.by, msg.user)?;
+            Ok(Write::compose(msg.by, Composed::Membership(MembershipChange::Remove(msg.user)), reply))
         })
+    }
+}
+
+impl Handler<Archive> for ConversationActor {
+    type Result = ResponseFuture<Result<protocol::Message>>;
+
+    fn handle(&mut self, msg: Archive, ctx: &mut Self::Context) -> Self::Result {
+        self.accept(ctx, |act, reply| {
+            act.acting(msg.by)?.check_archive(msg.by)?;
+            Ok(Write::compose(msg.by, Composed::Archive(msg.archive), reply))
+        })
+    }
+}
+
+impl Handler<PostSystem> for ConversationActor {
+    type Result = ResponseFuture<Result<protocol::Message>>;
+
+    fn handle(&mut self, msg: PostSystem, ctx: &mut Self::Context) -> Self::Result {
+        self.accept(ctx, |act, reply| {
+            act.acting(None)?.check_open()?;
+            Ok(Write::send(msg.new, reply))
+        })
+    }
+}
+
+impl Handler<PushEvent> for ConversationActor {
+    type Result = Result<()>;
+
+    fn handle(&mut self, msg: PushEvent, _: &mut Self::Context) -> Self::Result {
+        self.acting(None)?;
+        self.touch();
+        self.broadcast(&msg.frame, None);
+        self.deps.broker.publish(ClusterEvent::with_frame(EventKind::Custom { conversation: self.id }, msg.frame));
+        Ok(())
     }
 }
 
@@ -189,6 +253,9 @@ impl Handler<Typing> for ConversationActor {
     fn handle(&mut self, msg: Typing, ctx: &mut Self::Context) -> Self::Result {
         self.guarded(ctx, |act, ctx| {
             act.touch();
+            if msg.typing {
+                act.live_for(msg.user)?.check_post(msg.user, "type")?;
+            }
             act.set_typing(msg.user, msg.typing, ctx)
         })?
     }

@@ -22,6 +22,8 @@ use crate::types::{Seq, SessionId, UserId};
 pub(super) struct Live<S = SessionHandle> {
     pub(super) kind: ConversationKind,
     pub(super) last_seq: Seq,
+    /// Read-only: sends, typing and membership changes are refused.
+    pub(super) archived: bool,
     members: HashMap<UserId, Member<S>>,
     /// Typists and when their typing ends by itself.
     typing: HashMap<UserId, Instant>,
@@ -44,7 +46,8 @@ pub(super) struct Leave {
 /// A membership change as a committed message carries it, wherever it was committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Membership {
-    Add(UserId),
+    /// Joined as a member, or as an observer.
+    Add(UserId, Role),
     Remove(Leave),
 }
 
@@ -55,20 +58,44 @@ pub(super) struct Committed {
     pub(super) typing_ended: bool,
     /// Members whose unread count went up and who have a session here to tell.
     pub(super) unread: Vec<UserId>,
-    /// A newcomer whose sessions must be found before the message is delivered.
-    pub(super) admit: Option<UserId>,
+    /// A newcomer (and their role) whose sessions must be found before the message is delivered.
+    pub(super) admit: Option<(UserId, Role)>,
     /// A member who leaves once the message is delivered here.
     pub(super) leave: Option<Leave>,
 }
 
 impl<S: Clone> Live<S> {
     /// A conversation as loaded, with no members yet (they come with [`Live::reload`]).
-    pub(super) fn new(kind: ConversationKind, last_seq: Seq) -> Self {
-        Live { kind, last_seq, members: HashMap::new(), typing: HashMap::new() }
+    pub(super) fn new(kind: ConversationKind, last_seq: Seq, archived: bool) -> Self {
+        Live { kind, last_seq, archived, members: HashMap::new(), typing: HashMap::new() }
     }
 
     pub(super) fn is_member(&self, user: UserId) -> bool {
         self.members.contains_key(&user)
+    }
+
+    fn is_observer(&self, user: UserId) -> bool {
+        self.members.get(&user).is_some_and(|m| m.role == Role::Observer)
+    }
+
+    /// May `user` (a member) write here: post, type, upload? Not an observer, and not while
+    /// the conversation is archived.
+    pub(super) fn check_post(&self, user: UserId, what: &str) -> Result<()> {
+        if self.is_observer(user) {
+            return Err(Error::Forbidden(format!("observers cannot {what}")));
+        }
+        self.check_open()
+    }
+
+    /// Refuses any change to an archived conversation.
+    pub(super) fn check_open(&self) -> Result<()> {
+        if self.archived { Err(Error::archived()) } else { Ok(()) }
+    }
+
+    /// Whom a move of `user`'s read marker is told to: everyone's sessions, or only their own
+    /// for an observer (observers never appear in read receipts).
+    pub(super) fn receipt_audience(&self, user: UserId) -> Option<UserId> {
+        self.is_observer(user).then_some(user)
     }
 
     pub(super) fn member_count(&self) -> usize {
@@ -121,7 +148,7 @@ impl<S: Clone> Live<S> {
             .collect();
         let (admit, leave) = match change {
             // Already here: this actor loaded (or reloaded) with them.
-            Some(Membership::Add(user)) => (Some(user).filter(|user| !self.is_member(*user)), None),
+            Some(Membership::Add(user, role)) => (Some((user, role)).filter(|(user, _)| !self.is_member(*user)), None),
             Some(Membership::Remove(leave)) => (None, Some(leave)),
             None => (None, None),
         };
@@ -129,8 +156,8 @@ impl<S: Clone> Live<S> {
     }
 
     /// `user` joined with message `seq`: everything before it counts as read for them.
-    pub(super) fn admit(&mut self, user: UserId, seq: Seq, sessions: Vec<S>) {
-        self.members.insert(user, Member { role: Role::Member, last_read_seq: seq.prev(), sessions });
+    pub(super) fn admit(&mut self, user: UserId, role: Role, seq: Seq, sessions: Vec<S>) {
+        self.members.insert(user, Member { role, last_read_seq: seq.prev(), sessions });
     }
 
     /// `leave.user` left; `leave.new_owner` owns the group now.
@@ -142,10 +169,26 @@ impl<S: Clone> Live<S> {
         }
     }
 
-    /// May `by` add `user`? The owner of a group only, a newcomer only, within the size limit.
-    pub(super) fn check_add(&self, by: UserId, user: UserId, limits: &crate::config::Limits) -> Result<()> {
-        if !self.group_owned_by(by)? {
-            return Err(Error::Forbidden("only the group's owner adds members".into()));
+    /// May `by` (`None`: the service) add `user` as `role`? The owner of a group or the
+    /// service; a newcomer only, within the size limit. Only the service adds observers, to any
+    /// conversation; members join groups only.
+    pub(super) fn check_add(
+        &self,
+        by: Option<UserId>,
+        user: UserId,
+        role: Role,
+        limits: &crate::config::Limits,
+    ) -> Result<()> {
+        self.check_open()?;
+        match by {
+            Some(by) if !self.group_owned_by(by)? => {
+                return Err(Error::Forbidden("only the group's owner adds members".into()));
+            }
+            Some(_) => {}
+            None if role == Role::Member && self.kind != ConversationKind::Group => {
+                return Err(Error::bad_request("a direct conversation has fixed members: add an observer"));
+            }
+            None => {}
         }
         if self.is_member(user) {
             return Err(Error::Conflict("already a member".into()));
@@ -153,13 +196,34 @@ impl<S: Clone> Live<S> {
         crate::rules::group_size(limits, self.members.len() + 1)
     }
 
-    /// May `by` remove `user`? Oneself (leaving) or, for the owner, anyone of the group.
-    pub(super) fn check_remove(&self, by: UserId, user: UserId) -> Result<()> {
-        if !self.group_owned_by(by)? && by != user {
-            return Err(Error::Forbidden("only the group's owner removes other members".into()));
+    /// May `by` (`None`: the service) remove `user`? Oneself (leaving) or, for the owner,
+    /// anyone of the group; the service anyone of a group, and observers anywhere.
+    pub(super) fn check_remove(&self, by: Option<UserId>, user: UserId) -> Result<()> {
+        self.check_open()?;
+        match by {
+            Some(by) if !self.group_owned_by(by)? && by != user => {
+                return Err(Error::Forbidden("only the group's owner removes other members".into()));
+            }
+            None if self.kind != ConversationKind::Group && !self.is_observer(user) && self.is_member(user) => {
+                return Err(Error::bad_request("a direct conversation has fixed members"));
+            }
+            _ => {}
         }
         if !self.is_member(user) {
             return Err(Error::NotFound("not a member".into()));
+        }
+        Ok(())
+    }
+
+    /// May `by` (`None`: the service) archive or restore? The service any conversation, the
+    /// owner their group.
+    pub(super) fn check_archive(&self, by: Option<UserId>) -> Result<()> {
+        let Some(by) = by else { return Ok(()) };
+        if self.kind != ConversationKind::Group {
+            return Err(Error::Forbidden("only the service archives a direct conversation".into()));
+        }
+        if !self.group_owned_by(by)? {
+            return Err(Error::Forbidden("only the group's owner archives it".into()));
         }
         Ok(())
     }
@@ -282,7 +346,7 @@ impl Live<SessionHandle> {
 impl From<(MembershipChange, Option<UserId>)> for Membership {
     fn from((change, new_owner): (MembershipChange, Option<UserId>)) -> Membership {
         match change {
-            MembershipChange::Add(user) => Membership::Add(user),
+            MembershipChange::Add(user, role) => Membership::Add(user, role),
             MembershipChange::Remove(user) => Membership::Remove(Leave { user, new_owner }),
         }
     }
@@ -304,13 +368,14 @@ mod tests {
             role,
             last_read_seq: Seq(last_read_seq),
             joined_at: Timestamp::now(),
+            hidden_seq: None,
         }
     }
 
     /// A group at seq 10: `owner` (read 10) and `other` (read 4, online with one session).
     fn group() -> (Live<()>, UserId, UserId) {
         let (owner, other) = (user(), user());
-        let mut live = Live::new(ConversationKind::Group, Seq(10));
+        let mut live = Live::new(ConversationKind::Group, Seq(10), false);
         let online = HashMap::from([(other, vec![()])]);
         live.reload(vec![row(owner, Role::Owner, 10), row(other, Role::Member, 4)], online);
         (live, owner, other)
@@ -344,12 +409,12 @@ mod tests {
     fn membership_changes_admit_newcomers_once_and_leave_after_delivery() {
         let (mut live, owner, other) = group();
         let newcomer = user();
-        let effects = live.apply_committed(Seq(11), owner, Some(Membership::Add(newcomer)));
-        assert_eq!(effects.admit, Some(newcomer));
-        live.admit(newcomer, Seq(11), Vec::new());
+        let effects = live.apply_committed(Seq(11), owner, Some(Membership::Add(newcomer, Role::Member)));
+        assert_eq!(effects.admit, Some((newcomer, Role::Member)));
+        live.admit(newcomer, Role::Member, Seq(11), Vec::new());
         assert_eq!(live.unread_counts([newcomer]), vec![(newcomer, 1)], "the message that added them is unread");
         // The same change heard again (a reload came first): nothing to admit.
-        assert_eq!(live.apply_committed(Seq(11), owner, Some(Membership::Add(newcomer))).admit, None);
+        assert_eq!(live.apply_committed(Seq(11), owner, Some(Membership::Add(newcomer, Role::Member))).admit, None);
 
         let leave = Leave { user: owner, new_owner: Some(other) };
         let effects = live.apply_committed(Seq(12), owner, Some(Membership::Remove(leave)));
@@ -357,20 +422,40 @@ mod tests {
         assert!(live.is_member(owner), "the leaver stays until the message is delivered");
         live.remove(leave);
         assert!(!live.is_member(owner));
-        assert!(live.check_add(other, user(), &crate::config::Config::from_env().limits).is_ok(), "other owns it");
+        assert!(
+            live.check_add(Some(other), user(), Role::Member, &crate::config::Config::from_env().limits).is_ok(),
+            "other owns it"
+        );
+    }
+
+    #[test]
+    fn observers_never_post_and_archived_conversations_take_nothing() {
+        let (mut live, owner, other) = group();
+        let watcher = user();
+        live.admit(watcher, Role::Observer, Seq(11), Vec::new());
+        assert!(matches!(live.check_post(watcher, "post"), Err(Error::Forbidden(_))));
+        assert!(live.check_post(other, "post").is_ok());
+        assert_eq!(live.receipt_audience(watcher), Some(watcher), "an observer's receipts are their own");
+        assert_eq!(live.receipt_audience(other), None);
+        let limits = crate::config::Config::from_env().limits;
+        assert!(matches!(live.check_add(Some(owner), user(), Role::Observer, &limits), Ok(())));
+        live.archived = true;
+        assert!(matches!(live.check_post(other, "post"), Err(Error::Archived(_))));
+        assert!(matches!(live.check_add(Some(owner), user(), Role::Member, &limits), Err(Error::Archived(_))));
+        assert!(matches!(live.check_remove(Some(other), other), Err(Error::Archived(_))));
     }
 
     #[test]
     fn only_the_owner_adds_and_removes_others_but_anyone_leaves() {
         let (live, owner, other) = group();
         let limits = crate::config::Config::from_env().limits;
-        assert!(matches!(live.check_add(other, user(), &limits), Err(Error::Forbidden(_))));
-        assert!(matches!(live.check_add(owner, other, &limits), Err(Error::Conflict(_))));
-        assert!(matches!(live.check_add(user(), user(), &limits), Err(Error::NotFound(_))));
-        assert!(matches!(live.check_remove(other, owner), Err(Error::Forbidden(_))));
-        assert!(live.check_remove(other, other).is_ok());
-        assert!(live.check_remove(owner, other).is_ok());
-        assert!(matches!(live.check_remove(owner, user()), Err(Error::NotFound(_))));
+        assert!(matches!(live.check_add(Some(other), user(), Role::Member, &limits), Err(Error::Forbidden(_))));
+        assert!(matches!(live.check_add(Some(owner), other, Role::Member, &limits), Err(Error::Conflict(_))));
+        assert!(matches!(live.check_add(Some(user()), user(), Role::Member, &limits), Err(Error::NotFound(_))));
+        assert!(matches!(live.check_remove(Some(other), owner), Err(Error::Forbidden(_))));
+        assert!(live.check_remove(Some(other), other).is_ok());
+        assert!(live.check_remove(Some(owner), other).is_ok());
+        assert!(matches!(live.check_remove(Some(owner), user()), Err(Error::NotFound(_))));
     }
 
     #[test]

@@ -41,7 +41,7 @@ use super::outgoing::SessionHandle;
 use super::presence::{Presence, Unwatch, Watch};
 use super::registry::Registry;
 use crate::cluster::{Broker, ClusterEvent, EventKind};
-use crate::config::Limits;
+use crate::config::{Language, Limits};
 use crate::error::{Error, Result};
 use crate::protocol::{Event, Frame};
 use crate::store::models::MemberRow;
@@ -49,7 +49,8 @@ use crate::store::{Committer, Store};
 use crate::types::{ConversationId, Timestamp, UserId};
 
 pub use handlers::{
-    ActorStats, AddMember, InjectFault, Inspect, MarkRead, RemoveAttachment, RemoveMember, SendMessage, Typing, Typists,
+    ActorStats, AddMember, Archive, InjectFault, Inspect, MarkRead, PostSystem, PushEvent, RemoveAttachment,
+    RemoveMember, SendMessage, Typing, Typists,
 };
 use live::Live;
 use order::Sequencer;
@@ -65,6 +66,8 @@ pub struct ConversationDeps {
     pub presence: Addr<Presence>,
     pub broker: Broker,
     pub limits: Arc<Limits>,
+    /// The language of Parley's own system messages.
+    pub language: Language,
     /// With other nodes committing too (a cluster), how long a message that arrives ahead of a
     /// missing `seq` is held before the gap is read from the database; `None` on a lone node,
     /// where this actor is the only writer and commits arrive in order.
@@ -146,7 +149,7 @@ impl ConversationActor {
         };
         ctx.wait(load.into_actor(self).map(|loaded, act, ctx| match loaded {
             Ok(Some((row, (rows, sessions)))) => {
-                let mut live = Live::new(row.kind, row.last_seq);
+                let mut live = Live::new(row.kind, row.last_seq, row.archived_at.is_some());
                 live.reload(rows, sessions);
                 act.state = State::Live(live);
                 act.order = Sequencer::after(row.last_seq);
@@ -240,6 +243,16 @@ impl ConversationActor {
         }
         let live = self.live()?;
         if live.is_member(user) { Ok(live) } else { Err(Error::no_conversation()) }
+    }
+
+    /// The live state for a change made by `by`, a member, or by the service (`None`), which
+    /// may act on any conversation.
+    fn acting(&mut self, by: Option<UserId>) -> Result<&mut Live> {
+        match by {
+            Some(user) => self.live_for(user),
+            None if self.retired => Err(Error::ActorStopped),
+            None => self.live(),
+        }
     }
 
     /// Sends `frame` to every session of every member, but those of `except`; says to how many.

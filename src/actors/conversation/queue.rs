@@ -33,8 +33,9 @@ pub(super) enum Write {
     /// A message that commits on its own, with what it changes besides (attachments it
     /// claims, or one it removes): not batched.
     Single { new: NewMessage, reply: MessageReply, since: Instant },
-    /// A member added or removed by `by`; its system message is written when it commits.
-    Membership { by: UserId, change: MembershipChange, reply: MessageReply, since: Instant },
+    /// A member added or removed, or the conversation archived or restored, by `by` (`None`:
+    /// the service); its system message is written when it commits, with the names of then.
+    Compose { by: Option<UserId>, what: Composed, reply: MessageReply, since: Instant },
     /// `moved` is false when the marker already is at `seq`: then only the counts are answered.
     Marker { user: UserId, seq: Seq, moved: bool, reply: oneshot::Sender<Result<ReadState>> },
 }
@@ -45,26 +46,34 @@ impl Write {
         if new.is_plain() { Write::Send { new, reply, since } } else { Write::Single { new, reply, since } }
     }
 
-    pub(super) fn membership(by: UserId, change: MembershipChange, reply: MessageReply) -> Write {
-        Write::Membership { by, change, reply, since: Instant::now() }
+    pub(super) fn compose(by: Option<UserId>, what: Composed, reply: MessageReply) -> Write {
+        Write::Compose { by, what, reply, since: Instant::now() }
     }
 
     /// When a message write was accepted (the deadline counts for those).
     fn since(&self) -> Option<Instant> {
         match self {
-            Write::Send { since, .. } | Write::Single { since, .. } | Write::Membership { since, .. } => Some(*since),
+            Write::Send { since, .. } | Write::Single { since, .. } | Write::Compose { since, .. } => Some(*since),
             Write::Marker { .. } => None,
         }
     }
 
     fn fail(self, err: Error) {
         match self {
-            Write::Send { reply, .. } | Write::Single { reply, .. } | Write::Membership { reply, .. } => {
+            Write::Send { reply, .. } | Write::Single { reply, .. } | Write::Compose { reply, .. } => {
                 drop(reply.send(Err(err)))
             }
             Write::Marker { reply, .. } => drop(reply.send(Err(err))),
         }
     }
+}
+
+/// What a composed system message announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Composed {
+    Membership(MembershipChange),
+    /// `true`: archived; `false`: restored.
+    Archive(bool),
 }
 
 /// The replies of the write being committed.
@@ -86,9 +95,9 @@ pub(super) enum Started {
     Single {
         new: NewMessage,
     },
-    Membership {
-        by: UserId,
-        change: MembershipChange,
+    Compose {
+        by: Option<UserId>,
+        what: Composed,
     },
     Marker {
         user: UserId,
@@ -142,8 +151,12 @@ impl WriteQueue {
                 (Started::Sends { messages, accepted }, InFlight::Sends(replies))
             }
             Write::Single { new, reply, since } => (Started::Single { new }, InFlight::Single(reply, None, since)),
-            Write::Membership { by, change, reply, since } => {
-                (Started::Membership { by, change }, InFlight::Single(reply, Some(change), since))
+            Write::Compose { by, what, reply, since } => {
+                let change = match what {
+                    Composed::Membership(change) => Some(change),
+                    Composed::Archive(_) => None,
+                };
+                (Started::Compose { by, what }, InFlight::Single(reply, change, since))
             }
             Write::Marker { user, seq, moved, reply } => {
                 (Started::Marker { user, seq, moved }, InFlight::Marker(reply))

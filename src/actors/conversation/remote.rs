@@ -39,13 +39,14 @@ impl Handler<Remote> for ConversationActor {
 impl ConversationActor {
     fn remote(&mut self, event: ClusterEvent, ctx: &mut Context<Self>) {
         match (event.kind, event.frame) {
-            (EventKind::Message { seq, sender, change, .. }, Some(frame)) => {
+            (EventKind::Message { seq, sender, change, archived, .. }, Some(frame)) => {
                 let membership = change.map(|change| match change {
-                    Change::Add(user) => Membership::Add(user),
+                    Change::Add(user, role) => Membership::Add(user, role),
                     Change::Remove { user, new_owner } => Membership::Remove(Leave { user, new_owner }),
                 });
-                self.apply_commit(seq, sender, membership, frame, ctx, |_| {});
+                self.apply_commit(seq, sender, membership, archived, frame, ctx, |_| {});
             }
+            (EventKind::Custom { .. }, Some(frame)) => drop(self.broadcast(&frame, None)),
             (EventKind::Typing { user, typing, .. }, _) => {
                 if matches!(&self.state, State::Live(live) if live.is_member(user)) {
                     self.apply_typing(user, typing, ctx);

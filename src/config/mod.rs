@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser};
 
+mod host;
+pub use host::{ConversationStart, Directory, HostConfig, Language, Policies, Registration};
+
 #[derive(Parser, Debug, Clone)]
 #[command(name = "parley", version, about = "A self-hosted real-time chat server")]
 pub struct Config {
@@ -89,6 +92,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub files: FileConfig,
+
+    #[command(flatten)]
+    pub host: HostConfig,
 
     /// Test-only fault injection (`POST /api/admin/actors/conversations/{id}/fault`). Not a flag:
     /// only code that builds a `Config` itself (the tests) can turn it on.
