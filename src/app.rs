@@ -12,7 +12,7 @@ use actix::Addr;
 use crate::actors::presence::Presence;
 use crate::actors::registry::Registry;
 use crate::cluster::Broker;
-use crate::config::{Limits, Policies};
+use crate::config::{Language, Limits, Policies};
 use crate::rate_limit::RateLimiter;
 use crate::store::Store;
 use crate::types::Timestamp;
@@ -31,5 +31,7 @@ pub struct AppState {
     pub admin_users: Vec<String>,
     /// Who may register, find whom, and open conversations (`PARLEY_REGISTRATION`, …).
     pub policies: Policies,
+    /// The language of system messages that do not say theirs.
+    pub language: Language,
     pub fault_injection: bool,
 }

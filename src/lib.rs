@@ -214,6 +214,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         started_at: Timestamp::now(),
         admin_users: config.admin_users.clone(),
         policies,
+        language: config.host.language,
         fault_injection: config.fault_injection,
     });
     let origins = web::Data::new(OriginPolicy::new(&config.allowed_origins));

@@ -32,6 +32,9 @@ pub const TOKENS_REVOKED: &str = "parley_tokens_revoked_total";
 /// Uploads stored (counted once their row is written), and their bytes.
 pub const ATTACHMENTS_STORED: &str = "parley_attachments_stored_total";
 pub const ATTACHMENT_BYTES: &str = "parley_attachment_bytes_total";
+/// Service API calls accepted, by the fingerprint of their key (label `key`): before a key is
+/// removed, its count shows whether anything still uses it.
+pub const SERVICE_CALLS: &str = "parley_service_calls_total";
 /// WebSocket sessions opened.
 pub const SESSIONS_OPENED: &str = "parley_sessions_opened_total";
 /// Cluster events published to the broker, received from other nodes, and dropped unpublished

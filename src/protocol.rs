@@ -59,12 +59,32 @@ pub struct Conversation {
     pub metadata: Option<Box<RawValue>>,
     /// Read-only since then (`null`: open).
     pub archived_at: Option<Timestamp>,
-    /// Members who read without taking part: never in `members`, so never in read receipts.
+    /// Members who read without taking part: never in `members`, and shown without a read
+    /// marker, so never in read receipts.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub observers: Vec<Member>,
+    pub observers: Vec<Observer>,
     /// The viewer hid it from their list (until the next message).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub hidden: bool,
+}
+
+impl Conversation {
+    /// Everyone who sees it: its members and its observers.
+    pub fn audience(&self) -> impl Iterator<Item = UserId> + '_ {
+        self.members.iter().map(|m| m.user_id).chain(self.observers.iter().map(|o| o.user_id))
+    }
+}
+
+/// Someone who reads a conversation without taking part (a claims manager, say).
+#[derive(Debug, Clone, Serialize)]
+pub struct Observer {
+    pub user_id: UserId,
+    pub username: String,
+    pub display_name: String,
+    /// Always `observer`: the same field as a [`Member`]'s, for clients that list both.
+    pub role: Role,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
 }
 
 /// A business object of the host's: `{type: "appointment", id: "A-1029"}`.
@@ -498,6 +518,16 @@ pub fn check_text(field: &str, text: &str) -> Result<(), Error> {
         return Err(Error::bad_request(format!("{field} must not contain NUL characters")));
     }
     Ok(())
+}
+
+/// A host's id of a user: 1 to 255 bytes, no control characters. (Here rather than in `rules`
+/// because token verification, below it, reads one from a claim.)
+pub fn check_external_id(id: &str) -> Result<&str, Error> {
+    const MAX: usize = 255;
+    if id.is_empty() || id.len() > MAX || id.chars().any(char::is_control) {
+        return Err(Error::bad_request(format!("external_id is 1 to {MAX} bytes without control characters")));
+    }
+    Ok(id)
 }
 
 fn is_object(json: &str) -> bool {

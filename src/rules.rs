@@ -107,30 +107,26 @@ fn page_size(requested: Option<i64>, default: i64, max: i64) -> Result<i64> {
     }
 }
 
-/// The longest external id, context type or id (bytes).
-const MAX_EXTERNAL_ID: usize = 255;
+/// The longest context type or id (bytes).
 const MAX_CONTEXT_PART: usize = 128;
 /// The largest host metadata object and custom event payload, serialised.
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 const MAX_URL: usize = 2048;
 
 /// A host's id of a user: 1 to 255 bytes, no control characters.
-pub fn external_id(id: &str) -> Result<&str> {
-    host_key("external_id", id, MAX_EXTERNAL_ID)
-}
+pub use crate::protocol::check_external_id as external_id;
 
 /// A business object: its type and id, 1 to 128 bytes each, no control characters.
 pub fn context(context: &Context) -> Result<()> {
     host_key("context.type", &context.kind, MAX_CONTEXT_PART)?;
-    host_key("context.id", &context.id, MAX_CONTEXT_PART)?;
-    Ok(())
+    host_key("context.id", &context.id, MAX_CONTEXT_PART)
 }
 
-fn host_key<'a>(field: &str, text: &'a str, max: usize) -> Result<&'a str> {
+fn host_key(field: &str, text: &str, max: usize) -> Result<()> {
     if text.is_empty() || text.len() > max || text.chars().any(char::is_control) {
         return Err(Error::bad_request(format!("{field} is 1 to {max} bytes without control characters")));
     }
-    Ok(text)
+    Ok(())
 }
 
 /// The host's free metadata: a JSON object, at most 16 KiB once serialised, without NUL; as it

@@ -121,15 +121,20 @@ impl Own<'_> {
                 ("parley.restored", body)
             }
         };
-        let lang = if fr { "fr" } else { "en" };
-        (body, Templated(Some(SystemTemplate { template: template.into(), params, lang: lang.into() })))
+        let lang = language_tag(language).into();
+        (body, Templated(Some(SystemTemplate { template: template.into(), params, lang })))
     }
 }
 
 /// A system message of the host's: its template key, parameters and language are checked, and
 /// its text is checked as a message body is (by the caller, with the send rules). The `parley.`
-/// keys are Parley's own.
-pub fn host_template(template: String, params: Map<String, Value>, lang: Option<String>) -> Result<Templated> {
+/// keys are Parley's own. Without `lang`, the server's language.
+pub fn host_template(
+    template: String,
+    params: Map<String, Value>,
+    lang: Option<String>,
+    language: Language,
+) -> Result<Templated> {
     check_name("template", &template)?;
     if template.starts_with("parley.") {
         return Err(Error::bad_request("templates named parley.* are Parley's own"));
@@ -148,12 +153,19 @@ pub fn host_template(template: String, params: Map<String, Value>, lang: Option<
     if serde_json::to_string(&params).map_or(usize::MAX, |s| s.len()) > MAX_PARAMS_BYTES {
         return Err(Error::bad_request(format!("params is at most {MAX_PARAMS_BYTES} bytes")));
     }
-    let lang = lang.unwrap_or_else(|| "en".into());
+    let lang = lang.unwrap_or_else(|| language_tag(language).into());
     let tag_ok = (2..=35).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     if !tag_ok {
         return Err(Error::bad_request("lang is a language tag, such as fr or pt-BR"));
     }
     Ok(Templated(Some(SystemTemplate { template, params, lang })))
+}
+
+fn language_tag(language: Language) -> &'static str {
+    match language {
+        Language::En => "en",
+        Language::Fr => "fr",
+    }
 }
 
 /// A template key or an event name: 1 to 128 bytes of letters, digits, `.`, `_` and `-`.
@@ -196,12 +208,17 @@ mod tests {
     #[test]
     fn a_host_template_is_checked() {
         let params = |v: Value| v.as_object().cloned().unwrap_or_default();
-        let ok = host_template("appointment.confirmed".into(), params(serde_json::json!({"date": "12 mars"})), None);
-        assert_eq!(ok.unwrap().0.unwrap().lang, "en");
-        assert!(host_template("bad key".into(), Map::new(), None).is_err());
-        assert!(host_template("parley.member_added".into(), Map::new(), None).is_err());
-        assert!(host_template("x".into(), params(serde_json::json!({"a": {"b": 1}})), None).is_err());
-        assert!(host_template("x".into(), Map::new(), Some("f".into())).is_err());
-        assert!(host_template("x".into(), Map::new(), Some("pt-BR".into())).is_ok());
+        let ok = host_template(
+            "appointment.confirmed".into(),
+            params(serde_json::json!({"date": "12 mars"})),
+            None,
+            Language::Fr,
+        );
+        assert_eq!(ok.unwrap().0.unwrap().lang, "fr", "the server's language by default");
+        assert!(host_template("bad key".into(), Map::new(), None, Language::En).is_err());
+        assert!(host_template("parley.member_added".into(), Map::new(), None, Language::En).is_err());
+        assert!(host_template("x".into(), params(serde_json::json!({"a": {"b": 1}})), None, Language::En).is_err());
+        assert!(host_template("x".into(), Map::new(), Some("f".into()), Language::En).is_err());
+        assert!(host_template("x".into(), Map::new(), Some("pt-BR".into()), Language::En).is_ok());
     }
 }

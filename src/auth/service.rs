@@ -5,7 +5,7 @@
 //! Only its SHA-256 digest is kept and compared: the time a comparison takes then tells nothing
 //! about the key. A key is named in logs by its fingerprint (the first 8 hex digits of that
 //! digest), so that an operator rotating keys sees which one is still in use, and the key itself
-//! is never written anywhere. A user's token is never a service key, and a service key is never
+//! is never written anywhere; `parley_service_calls_total{key=…}` counts the calls of each. A user's token is never a service key, and a service key is never
 //! a token: the WebSocket and the user API verify JWTs only.
 
 use std::future::{Ready, ready};
@@ -44,15 +44,25 @@ impl ServiceKeys {
         Ok(ServiceKeys { digests })
     }
 
-    /// Which key `presented` is, if any: its fingerprint.
-    fn check(&self, presented: &str) -> Result<String> {
+    /// Refuses every call when no key is configured: the install is not embedded.
+    fn configured(&self) -> Result<()> {
         if self.digests.is_empty() {
             return Err(Error::Forbidden("no service keys are configured (PARLEY_SERVICE_KEYS)".into()));
         }
+        Ok(())
+    }
+
+    /// Which key `presented` is, if any: its fingerprint.
+    fn check(&self, presented: &str) -> Result<String> {
+        self.configured()?;
         let presented = digest(presented);
         // Every digest is compared, so that the time taken does not say which matched.
         let matched = self.digests.iter().fold(false, |found, d| found | same(d, &presented));
-        if matched { Ok(fingerprint(&presented)) } else { Err(Error::Unauthorized("invalid service key".into())) }
+        if matched {
+            Ok(fingerprint(&presented))
+        } else {
+            Err(Error::Unauthorized("invalid service key: /api/service takes a service key, not a user's token".into()))
+        }
     }
 }
 
@@ -78,10 +88,12 @@ impl FromRequest for ServiceCaller {
             let keys = req
                 .app_data::<web::Data<ServiceKeys>>()
                 .ok_or_else(|| Error::Internal("ServiceKeys is not registered".into()))?;
+            keys.configured()?;
             let key = bearer_token(req)
                 .ok_or_else(|| Error::Unauthorized("a service key is required: Authorization: Bearer <key>".into()))?;
             let fingerprint = keys.check(key)?;
             log::debug!("service call {} {} with key {fingerprint}", req.method(), req.path());
+            metrics::counter!(crate::metrics::SERVICE_CALLS, "key" => fingerprint).increment(1);
             Ok(ServiceCaller)
         })();
         ready(checked)

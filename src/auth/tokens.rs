@@ -161,7 +161,9 @@ impl Keys {
         if lifetime > self.max_lifetime_secs {
             return Err(unauthorized("lives longer than this server accepts"));
         }
-        let ours = text("iss") == Some(ISSUER);
+        // Only this server signs HS256 tokens with `iss: parley` for its own accounts; an
+        // identity system's key (RS256, EdDSA) cannot claim to be this server.
+        let ours = text("iss") == Some(ISSUER) && header.alg == Algorithm::HS256;
         let subject = match &self.claims.external_id {
             // The host's own token: its claim names the user by the host's id. Parley's admin
             // role is for operators, so such a token never carries it, whatever its `role` says.
@@ -172,7 +174,7 @@ impl Keys {
                     Some(_) => return Err(unauthorized(&format!("{claim} is not a string or an integer"))),
                     None => return Err(unauthorized(&format!("no {claim} claim"))),
                 };
-                crate::rules::external_id(&id).map_err(|_| unauthorized(&format!("{claim} is not an id")))?;
+                crate::protocol::check_external_id(&id).map_err(|_| unauthorized(&format!("{claim} is not an id")))?;
                 Subject::External(id)
             }
             _ => {
@@ -252,13 +254,13 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    fn keys(secret: &str) -> Keys {
+    fn keys_for(secret: &str) -> Keys {
         Keys::new(secret, None, 60, 60, ClaimNames { external_id: Some("userId".into()), name: "name".into() }).unwrap()
     }
 
     #[test]
     fn issued_tokens_verify_and_carry_the_role() {
-        let keys = keys("a test secret of some length");
+        let keys = keys_for("a test secret of some length");
         let user = UserId(uuid::Uuid::new_v4());
         let verified = keys.verify(&keys.issue(user, "Ada", true, None).unwrap()).unwrap();
         assert_eq!(verified.subject, Subject::Id(user));
@@ -268,8 +270,8 @@ mod tests {
 
     #[test]
     fn other_secrets_and_garbage_are_refused() {
-        let keys = keys("a test secret of some length");
-        let other = keys("another secret entirely");
+        let keys = keys_for("a test secret of some length");
+        let other = keys_for("another secret entirely");
         let token = other.issue(UserId(uuid::Uuid::new_v4()), "x", false, None).unwrap();
         assert!(matches!(keys.verify(&token), Err(Error::Unauthorized(_))));
         assert!(matches!(keys.verify("garbage"), Err(Error::Unauthorized(_))));
@@ -277,7 +279,7 @@ mod tests {
 
     #[test]
     fn a_hosts_token_names_its_user_by_the_hosts_id_and_is_never_admin() {
-        let keys = keys("a test secret of some length");
+        let keys = keys_for("a test secret of some length");
         let now = chrono::Utc::now().timestamp();
         let sign = |claims: Value| {
             let key = EncodingKey::from_secret(b"a test secret of some length");

@@ -102,7 +102,7 @@ pub(super) async fn opened(app: &AppState, viewer: UserId, id: ConversationId, i
 /// A new conversation: `conversation:updated` to its members' sessions. Every member sees the
 /// same object at creation (nothing is unread yet), so one frame serves all.
 fn announce(app: &AppState, conversation: &Conversation) {
-    let users = conversation.members.iter().chain(&conversation.observers).map(|m| m.user_id).collect();
+    let users = conversation.audience().collect();
     let frame = Event::ConversationUpdated { conversation }.encode();
     app.presence.do_send(DeliverTo { users, frame });
 }

@@ -12,7 +12,7 @@ use super::{Store, with_conn};
 use crate::error::{Error, Result};
 use serde_json::value::RawValue;
 
-use crate::protocol::{Context, Conversation, ConversationKind, Member, Message, Role};
+use crate::protocol::{Context, Conversation, ConversationKind, Member, Message, Observer, Role};
 use crate::types::{ConversationId, Seq, Timestamp, UserId};
 
 /// One page of a user's conversation list, newest activity first.
@@ -226,7 +226,7 @@ impl Store {
     /// a member (the two are the same answer to a client).
     pub async fn conversation_for(&self, viewer: UserId, id: ConversationId) -> Result<Option<Conversation>> {
         let mut found = self.conversations_for(viewer, &[id]).await?;
-        Ok(found.pop().filter(|c| c.members.iter().any(|m| m.user_id == viewer)))
+        Ok(found.pop().filter(|c| c.audience().any(|user| user == viewer)))
     }
 
     /// Several conversations as `viewer` sees them (unread counts are the viewer's), in the
@@ -451,8 +451,19 @@ fn assemble(
     hidden: bool,
 ) -> Conversation {
     let read = everyone.iter().find(|m| m.user_id == viewer).map_or(row.last_seq, |m| m.last_read_seq);
-    // Observers read without taking part: apart, so that no client counts them in receipts.
-    let (observers, members) = everyone.into_iter().partition(|m| m.role == Role::Observer);
+    // Observers read without taking part: apart, without their read marker, so that no client
+    // counts them in receipts.
+    let (observers, members): (Vec<Member>, Vec<Member>) = everyone.into_iter().partition(|m| m.role == Role::Observer);
+    let observers = observers
+        .into_iter()
+        .map(|m| Observer {
+            user_id: m.user_id,
+            username: m.username,
+            display_name: m.display_name,
+            role: m.role,
+            avatar_url: m.avatar_url,
+        })
+        .collect();
     let context = match (row.context_type, row.context_id) {
         (Some(kind), Some(id)) => Some(Context { kind, id }),
         _ => None,

@@ -34,6 +34,17 @@
 //! - `ordering`: concurrent senders get gapless seqs, sends share commits.
 //! - `reconnect`: sync after a reconnect, idempotent resends.
 //!
+//! Inside a host product
+//! - `service_api`: the service key opens /api/service and nothing else; provisioning users.
+//! - `host_identity`: the host's own tokens and ids; renames reach the clients.
+//! - `context_conversations`: one conversation per business object; lists by context.
+//! - `system_messages`: the host's templated system messages, and Parley's own, translated.
+//! - `policies`: closed registration, directory and conversation start.
+//! - `observers`: reading without taking part.
+//! - `archival`: archive and restore, the automatic sweep, hiding from one's list.
+//! - `custom_events`: the host's events for a conversation's or a user's sessions.
+//! - `openapi`: docs/openapi.json matches the route table, and the server serves it.
+//!
 //! The live connection
 //! - `frames`: what the WebSocket does with bad, oversized, broken and flooding frames.
 //! - `limits`: body, request, query and rate limits.
@@ -62,19 +73,23 @@ mod common;
 
 mod accounts;
 mod admin_names;
+mod archival;
 mod attachments;
 mod authorization;
 mod bench;
 mod cluster;
 mod connection_limits;
+mod context_conversations;
 mod conversation_actors;
 mod conversation_list;
 mod conversations;
 mod crash_and_outage;
+mod custom_events;
 mod display_names;
 mod frames;
 mod graceful_stop;
 mod group_invites;
+mod host_identity;
 mod join_and_leave;
 mod layers;
 mod limits;
@@ -84,8 +99,11 @@ mod logs;
 mod membership;
 mod messages;
 mod metrics;
+mod observers;
+mod openapi;
 mod ordering;
 mod origins;
+mod policies;
 mod presence;
 mod presence_audience;
 mod random_input;
@@ -93,12 +111,14 @@ mod read_and_unread;
 mod reconnect;
 mod registration_limit;
 mod security_headers;
+mod service_api;
 mod session_limits;
 mod sessions;
 mod sign_out_everywhere;
 mod slow_consumers;
 mod startup;
 mod storage;
+mod system_messages;
 mod token_rules;
 mod tokens;
 mod typing;

@@ -61,16 +61,27 @@ impl ConversationActor {
                     }
                     Err(err) => {
                         act.queue.fail_fast(&err);
-                        if matches!(err, Error::NotFound(_)) {
-                            // The store knows a sender is no member: this actor's list is stale.
-                            act.reload_members(ctx);
-                        }
+                        act.refused(&err, ctx);
                         drop(reply.send(Err(err)));
                     }
                 }
             }
             act.next_write(ctx);
         }));
+    }
+
+    /// The store refused a write for what this actor's live state did not know yet (another
+    /// node changed it a moment ago): a sender is no member, or the conversation is archived.
+    fn refused(&mut self, err: &Error, ctx: &mut Context<Self>) {
+        match err {
+            Error::NotFound(_) => self.reload_members(ctx),
+            Error::Archived(_) => {
+                if let State::Live(live) = &mut self.state {
+                    live.archived = true;
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Commits a membership change, or an archive or restore, on its own, with its system
@@ -142,6 +153,7 @@ impl ConversationActor {
                 }
                 Ok(Err(err)) => {
                     act.queue.fail_fast(&err);
+                    act.refused(&err, ctx);
                     drop(reply.send(Err(err)));
                 }
                 Err(_) => drop(act.guarded(ctx, |_, _| panic!("the append panicked"))),

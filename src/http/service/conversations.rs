@@ -185,10 +185,10 @@ pub async fn update(
     }
     let conversation = fetch(&app, UserId::SYSTEM, *id).await?;
     // Each member's view differs only by their unread count: one frame per member.
-    for member in conversation.members.iter().chain(&conversation.observers) {
-        if let Some(theirs) = app.store.conversation_for(member.user_id, *id).await? {
+    for user in conversation.audience() {
+        if let Some(theirs) = app.store.conversation_for(user, *id).await? {
             let frame = Event::ConversationUpdated { conversation: &theirs }.encode();
-            app.presence.do_send(DeliverTo { users: vec![member.user_id], frame });
+            app.presence.do_send(DeliverTo { users: vec![user], frame });
         }
     }
     Ok(HttpResponse::Ok().json(conversation))
@@ -217,7 +217,7 @@ pub async fn post(
     let PostBody { template, params, text, lang, client_id } = body.into_inner();
     // The service is not rate-limited as a user: a host announces for many conversations.
     rules::check_message(&app.limits, &text, client_id.as_deref(), &[])?;
-    let system = host_template(template, params, lang)?;
+    let system = host_template(template, params, lang, app.language)?;
     let new = NewMessage { client_id, ..NewMessage::system(*id, UserId::SYSTEM, (text, system)) };
     Ok(created(&app.registry.call(*id, PostSystem { new }).await?))
 }

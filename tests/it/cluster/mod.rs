@@ -2,7 +2,8 @@
 //! People on different nodes chat, type, read and see each other's presence ([`chat`]); a node
 //! killed by SIGKILL or Redis going away costs nothing acknowledged ([`failures`]); membership
 //! changes reach every node, even across an outage ([`membership`]); a file uploaded through
-//! one node downloads through another ([`files`]); and what a node refuses to start with
+//! one node downloads through another ([`files`]); archives, custom events and renames of the
+//! host's hold on every node, and several nodes sweep without archiving twice ([`host`]); and what a node refuses to start with
 //! ([`startup`]).
 //!
 //! These run on PostgreSQL only (SQLite is for one node; only the test that SQLite refuses a
@@ -14,6 +15,7 @@
 mod chat;
 mod failures;
 mod files;
+mod host;
 mod membership;
 mod startup;
 

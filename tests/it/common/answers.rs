@@ -57,6 +57,7 @@ pub fn check_answer(status: u16, body: &[u8]) -> Result<(), String> {
         401 => "unauthorized",
         403 => "forbidden",
         404 => "not_found",
+        409 if code == "archived" => "archived",
         409 => "conflict",
         413 => "payload_too_large",
         415 => "unsupported_type",

@@ -13,6 +13,7 @@
 //! - [`db`]: a fresh database per test; [`skips`]: what a bare machine did not run.
 //! - [`raw`], [`process`], [`cluster`]: what a library client or an in-process server cannot do.
 //! - [`s3`]: a prefix of the test bucket for each S3 test.
+//! - `service`: the host's side: the service key, provisioning, host-shaped tokens.
 
 pub mod answers;
 pub mod cluster;
@@ -23,6 +24,7 @@ pub mod process;
 pub mod raw;
 pub mod s3;
 pub mod scene;
+pub mod service;
 pub mod skips;
 pub mod tokens;
 pub mod ws;
@@ -32,6 +34,7 @@ pub use db::{FreshDatabase, pg_execute, postgres_for};
 pub use files::*;
 pub use http::{Http, admin, post_endpoints};
 pub use scene::*;
+pub use service::*;
 pub use skips::Suite;
 pub use tokens::*;
 pub use ws::Ws;
