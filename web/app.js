@@ -91,6 +91,7 @@ function wireEvents(s) {
   on('unread:updated', (data) => store.unread(data));
   on('read:updated', (data) => store.read(data));
   on('presence:updated', (data) => store.setPresence(data));
+  on('user:updated', ({ user }) => store.userUpdated(user));
   on('typing:updated', ({ conversation_id, user_id, typing }) => store.setTyping(conversation_id, user_id, typing));
   on('conversation:updated', ({ conversation }) => {
     store.upsert(conversation);

@@ -34,6 +34,7 @@ export class Composer {
     });
     this.label = h('label', { for: 'composer-input', class: 'visually-hidden' }, 'Message');
     this.error = h('p', { class: 'form-error', role: 'alert', id: 'send-error' });
+    this.note = h('p', { class: 'composer-note', id: 'composer-note', role: 'status', hidden: true });
     // The button opens the browser's file picker; the input itself stays out of the tab order.
     this.fileInput = h('input', {
       type: 'file',
@@ -51,6 +52,7 @@ export class Composer {
     this.form = h(
       'form',
       { class: 'composer', id: 'composer', onsubmit: (e) => this.submit(e) },
+      this.note,
       this.fileList,
       this.label,
       this.fileInput,
@@ -83,6 +85,24 @@ export class Composer {
   /** Names the person or group the message goes to, for screen readers. */
   setRecipient(title) {
     this.label.textContent = `Message to ${title}`;
+  }
+
+  /**
+   * Read-only (an archived conversation, or one the user observes), with `reason` shown in place
+   * of the text box; `null` opens it again. The server refuses such sends anyway: this only
+   * spares the person writing a message that would be refused.
+   */
+  setReadOnly(reason) {
+    const readOnly = Boolean(reason);
+    if (readOnly === this.form.classList.contains('composer--read-only')) {
+      if (readOnly) this.note.textContent = reason;
+      return;
+    }
+    this.form.classList.toggle('composer--read-only', readOnly);
+    for (const control of this.form.querySelectorAll('textarea, button')) control.disabled = readOnly;
+    this.note.textContent = reason || '';
+    this.note.hidden = !readOnly;
+    if (readOnly) this.stopTyping();
   }
 
   focus() {

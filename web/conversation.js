@@ -448,6 +448,7 @@ export class ConversationView {
     const title = store.title(conversation);
     this.titleEl.textContent = title;
     this.composer.setRecipient(title);
+    this.composer.setReadOnly(readOnlyReason(conversation, store.me.id));
     const peer = store.peer(conversation);
     if (peer) {
       const presence = store.presence.get(peer.user_id);
@@ -490,4 +491,11 @@ export class ConversationView {
   scrollToBottom() {
     this.scroller.scrollTop = this.scroller.scrollHeight;
   }
+}
+
+/** Why the user cannot write here, if they cannot: the conversation is archived, or they observe it. */
+function readOnlyReason(conversation, me) {
+  if (conversation.archived_at) return 'This conversation is archived: it can be read, not written to.';
+  if ((conversation.observers || []).some((o) => o.user_id === me)) return 'You read this conversation as an observer.';
+  return null;
 }

@@ -89,12 +89,27 @@ export class Store {
     if (known && known.last_seq > conversation.last_seq) {
       conversation = { ...conversation, last_seq: known.last_seq, last_message: known.last_message };
     }
-    if (!conversation.members.some((m) => m.user_id === this.me.id)) {
+    const everyone = [...conversation.members, ...(conversation.observers || [])];
+    if (!everyone.some((m) => m.user_id === this.me.id)) {
       this.remove(conversation.id); // removed from it, or left (PROTOCOL.md §2.5)
       return;
     }
     this.conversations.set(conversation.id, conversation);
     this.emit('conversation', conversation.id);
+    this.emit('conversations');
+  }
+
+  /** Someone's display name or avatar changed (`user:updated`): every conversation shows it. */
+  userUpdated(user) {
+    for (const conversation of this.conversations.values()) {
+      const people = [...conversation.members, ...(conversation.observers || [])];
+      for (const person of people.filter((p) => p.user_id === user.id)) {
+        person.display_name = user.display_name;
+        person.avatar_url = user.avatar_url;
+        this.emit('conversation', conversation.id);
+      }
+    }
+    if (user.id === this.me.id) this.me = { ...this.me, ...user };
     this.emit('conversations');
   }
 

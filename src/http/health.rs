@@ -22,6 +22,11 @@ const FEATURES: &[&str] = &[
     "sync",
     "idempotent_send",
     "admin",
+    "service_api",
+    "context",
+    "observers",
+    "archival",
+    "system_templates",
 ];
 
 /// GET /api/info

@@ -102,29 +102,17 @@ impl Store {
         let (row, observers) = founding.apply(ConversationRow::new(ConversationKind::Direct, None, Some(key.clone())));
         let members: Vec<MemberRow> =
             [a, b].map(|user| MemberRow::new(&row, user, Role::Member)).into_iter().chain(observers).collect();
-        with_conn!(self, |conn| {
-            let created = conn
-                .transaction::<_, Error, _>(async |conn| {
-                    let inserted = diesel::insert_into(conversations::table)
-                        .values(&row)
-                        .on_conflict_do_nothing()
-                        .execute(conn)
-                        .await?;
-                    if inserted == 1 {
-                        for member in &members {
-                            diesel::insert_into(members::table).values(member).execute(conn).await?;
-                        }
-                    }
-                    Ok(inserted == 1)
-                })
-                .await?;
-            let id = conversations::table
-                .filter(conversations::direct_key.eq(&key))
-                .select(conversations::id)
-                .first(conn)
-                .await?;
-            Ok((id, created))
-        })
+        let created = self.insert_conversation(&row, &members).await?;
+        let id = with_conn!(self, |conn| {
+            Ok::<_, Error>(
+                conversations::table
+                    .filter(conversations::direct_key.eq(&key))
+                    .select(conversations::id)
+                    .first(conn)
+                    .await?,
+            )
+        })?;
+        Ok((id, created))
     }
 
     /// Creates a group owned by `owner` with the given other members; `true` when it was created
@@ -142,26 +130,10 @@ impl Store {
         let mut rows = vec![MemberRow::new(&row, owner, Role::Owner)];
         rows.extend(others.iter().filter(|&&u| u != owner).map(|&user| MemberRow::new(&row, user, Role::Member)));
         rows.extend(observers.into_iter().filter(|o| !rows.iter().any(|m| m.user_id == o.user_id)).collect::<Vec<_>>());
+        if self.insert_conversation(&row, &rows).await? {
+            return Ok((row.id, true));
+        }
         with_conn!(self, |conn| {
-            let created = conn
-                .transaction::<_, Error, _>(async |conn| {
-                    let inserted = diesel::insert_into(conversations::table)
-                        .values(&row)
-                        .on_conflict_do_nothing()
-                        .execute(conn)
-                        .await?;
-                    // One statement per row: diesel-async cannot batch-insert on SQLite.
-                    if inserted == 1 {
-                        for member in &rows {
-                            diesel::insert_into(members::table).values(member).execute(conn).await?;
-                        }
-                    }
-                    Ok(inserted == 1)
-                })
-                .await?;
-            if created {
-                return Ok((row.id, true));
-            }
             let id = conversations::table
                 .filter(conversations::kind.eq(ConversationKind::Group))
                 .filter(conversations::context_type.eq(&row.context_type))
@@ -170,6 +142,28 @@ impl Store {
                 .first(conn)
                 .await?;
             Ok((id, false))
+        })
+    }
+
+    /// Inserts `row` with its members, unless a conversation with its unique key (a direct
+    /// pair's, or a group's context) exists: says whether it did.
+    async fn insert_conversation(&self, row: &ConversationRow, members: &[MemberRow]) -> Result<bool> {
+        with_conn!(self, |conn| {
+            conn.transaction::<_, Error, _>(async |conn| {
+                let inserted = diesel::insert_into(conversations::table)
+                    .values(row)
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+                // One statement per row: diesel-async cannot batch-insert on SQLite.
+                if inserted == 1 {
+                    for member in members {
+                        diesel::insert_into(members::table).values(member).execute(conn).await?;
+                    }
+                }
+                Ok(inserted == 1)
+            })
+            .await
         })
     }
 

@@ -532,6 +532,19 @@ async function main() {
   check(!(await bob.page.getByLabel('Add people').isVisible()), 'a member cannot add people');
   await bob.page.getByRole('button', { name: 'Close' }).click();
 
+  step('Alice archives the group: Bob sees it read-only, with the archive message; restored, he writes again');
+  const archived = await rest(alice.page, 'POST', `/api/conversations/${group}/archive`);
+  check(archived.status === 200 && archived.body.archived_at, `archive answered ${archived.status}`);
+  await seesOnce(bob.page, 'Alice Liddell archived this conversation');
+  await bob.page.locator('#composer-note', { hasText: 'This conversation is archived' }).waitFor();
+  check(!(await bob.page.locator('#composer-input').isVisible()), 'no text box while archived');
+  const restored = await rest(alice.page, 'POST', `/api/conversations/${group}/restore`);
+  check(restored.status === 200 && restored.body.archived_at === null, `restore answered ${restored.status}`);
+  await bob.page.locator('#composer-input').waitFor();
+  check(!(await bob.page.locator('#composer-note').isVisible()), 'the note is gone once restored');
+  await send(bob.page, 'Back in business');
+  await seesOnce(alice.page, 'Back in business');
+
   step('history: older pages load as Alice scrolls up');
   // The admin account is made by the server at start (admin names cannot be registered).
   const admin = await api('POST', '/api/auth/login', { username: 'admin', password: PASSWORD });

@@ -19,20 +19,6 @@ backends!(
     the_sweep_leaves_a_restored_conversation_alone,
 );
 
-/// The host of these tests: an embedded Parley whose host names its users by `userId`.
-fn host(config: &mut parley::config::Config) {
-    embedded(config);
-    config.host.external_id_claim = Some("userId".into());
-}
-
-/// The same host, sweeping every second for conversations a day past their end.
-fn sweeping_host(config: &mut parley::config::Config) {
-    host(config);
-    config.host.archive_after_days = Some(1);
-    config.host.archive_sweep_secs = 1;
-    config.host.archive_batch = 100;
-}
-
 /// `POST /api/service/conversations/{id}/{action}` (archive, restore).
 async fn service_action(server: &Http, conversation: &str, action: &str) -> (u16, Value) {
     service_post(server, &format!("/api/service/conversations/{conversation}/{action}"), json!({})).await

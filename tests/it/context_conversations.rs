@@ -16,12 +16,6 @@ backends!(
     metadata_and_end_time_changes_reach_the_members,
 );
 
-/// The host of these tests: an embedded Parley whose host names its users by `userId`.
-fn host(config: &mut parley::config::Config) {
-    embedded(config);
-    config.host.external_id_claim = Some("userId".into());
-}
-
 /// The direct conversation of the host's users `a` and `b` about appointment `id`: the status
 /// and the `Conversation`.
 async fn appointment(server: &Http, a: &str, b: &str, id: &str) -> (u16, Value) {

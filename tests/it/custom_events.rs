@@ -13,12 +13,6 @@ backends!(
     bad_events_are_refused_and_reach_no_one,
 );
 
-/// The host of these tests: an embedded Parley whose host names its users by `userId`.
-fn host(config: &mut parley::config::Config) {
-    embedded(config);
-    config.host.external_id_claim = Some("userId".into());
-}
-
 fn events_path(conversation: &str) -> String {
     format!("/api/service/conversations/{conversation}/events")
 }

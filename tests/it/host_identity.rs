@@ -20,8 +20,7 @@ backends!(
 /// The host of these tests: an embedded Parley whose host names its users by `userId` and
 /// their display names by `displayName`.
 fn host(config: &mut parley::config::Config) {
-    embedded(config);
-    config.host.external_id_claim = Some("userId".into());
+    crate::common::host(config);
     config.host.name_claim = "displayName".into();
 }
 

@@ -13,12 +13,6 @@ backends!(
     an_observers_reading_is_told_to_itself_only,
 );
 
-/// The host of these tests: an embedded Parley whose host names its users by `userId`.
-fn host(config: &mut parley::config::Config) {
-    embedded(config);
-    config.host.external_id_claim = Some("userId".into());
-}
-
 /// Ada and Bob's direct conversation, with something said, and Olga (the host's user "90")
 /// added to it as an observer; the conversation's id and the users.
 async fn observed(server: &TestServer) -> (String, TestUser, TestUser, TestUser) {

@@ -15,12 +15,6 @@ backends!(
     a_standalone_server_keeps_every_policy_open,
 );
 
-/// The host of these tests: an embedded Parley whose host names its users by `userId`.
-fn host(config: &mut parley::config::Config) {
-    embedded(config);
-    config.host.external_id_claim = Some("userId".into());
-}
-
 /// The ids of the users `user` finds in the directory with `q`, sorted.
 async fn found(server: &TestServer, user: &TestUser, q: &str) -> Vec<String> {
     let (status, page) = server.get(Some(user), &format!("/api/users?q={q}")).await;

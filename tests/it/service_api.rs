@@ -19,12 +19,6 @@ backends!(
     a_users_metadata_is_shown_to_the_service_only,
 );
 
-/// The host of these tests: an embedded Parley whose host names its users by `userId`.
-fn host(config: &mut parley::config::Config) {
-    embedded(config);
-    config.host.external_id_claim = Some("userId".into());
-}
-
 /// The key that replaces [`SERVICE_KEY`] in a rotation.
 const NEXT_KEY: &str = "host-service-key-next-0a1b2c3d4e5f60718293";
 

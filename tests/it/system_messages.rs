@@ -15,12 +15,6 @@ backends!(
     parleys_own_membership_messages_read_in_english_by_default,
 );
 
-/// The host of these tests: an embedded Parley whose host names its users by `userId`.
-fn host(config: &mut parley::config::Config) {
-    embedded(config);
-    config.host.external_id_claim = Some("userId".into());
-}
-
 /// The same host, with Parley's own messages in French.
 fn french_host(config: &mut parley::config::Config) {
     host(config);

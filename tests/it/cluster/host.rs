@@ -8,20 +8,6 @@ use serde_json::{Value, json};
 use crate::common::cluster::*;
 use crate::common::*;
 
-/// The host of these tests: an embedded Parley whose host names its users by `userId`.
-fn host(config: &mut parley::config::Config) {
-    embedded(config);
-    config.host.external_id_claim = Some("userId".into());
-}
-
-/// The same host, every node sweeping every second for conversations a day past their end.
-fn sweeping_host(config: &mut parley::config::Config) {
-    host(config);
-    config.host.archive_after_days = Some(1);
-    config.host.archive_sweep_secs = 1;
-    config.host.archive_batch = 100;
-}
-
 /// The direct conversation of the host's users "42" and "43" about appointment `id`, which
 /// ended two days ago: due for the sweep.
 async fn due(node: &Http, id: &str) -> String {

@@ -25,6 +25,20 @@ pub fn embedded(config: &mut parley::config::Config) {
     config.host.service_keys = vec![SERVICE_KEY.into()];
 }
 
+/// The host of most of these tests: an embedded Parley whose host names its users by `userId`.
+pub fn host(config: &mut parley::config::Config) {
+    embedded(config);
+    config.host.external_id_claim = Some("userId".into());
+}
+
+/// The same host, sweeping every second for conversations a day past their end.
+pub fn sweeping_host(config: &mut parley::config::Config) {
+    host(config);
+    config.host.archive_after_days = Some(1);
+    config.host.archive_sweep_secs = 1;
+    config.host.archive_batch = 100;
+}
+
 /// The host's backend, as a bearer of the service key.
 pub fn service() -> TestUser {
     bearer(SERVICE_KEY)
