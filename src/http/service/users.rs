@@ -21,7 +21,9 @@ pub struct ProfileBody {
     /// Absent: unchanged; `null`: removed.
     #[serde(default, deserialize_with = "super::present")]
     avatar_url: Option<Option<String>>,
-    metadata: Option<serde_json::Value>,
+    /// Absent: unchanged; `null`: emptied (`{}`).
+    #[serde(default, deserialize_with = "super::present")]
+    metadata: Option<Option<serde_json::Value>>,
 }
 
 /// A user as the service sees them: with the host's metadata.
@@ -54,11 +56,16 @@ pub async fn put(
         Some(Some(url)) => Some(Some(rules::avatar_url(&url)?.to_string())),
         cleared_or_kept => cleared_or_kept,
     };
-    let profile = ExternalProfile {
-        display_name: display_name.as_deref().map(display_name::check).transpose()?.flatten(),
-        avatar_url,
-        metadata: metadata.as_ref().map(rules::metadata).transpose()?,
+    let display_name = match display_name.as_deref().map(display_name::check).transpose()? {
+        Some(None) => return Err(Error::bad_request("display_name must not be blank")),
+        given => given.flatten(),
     };
+    let metadata = match metadata {
+        Some(Some(value)) => Some(rules::metadata(&value)?),
+        Some(None) => Some("{}".to_string()),
+        None => None,
+    };
+    let profile = ExternalProfile { display_name, avatar_url, metadata };
     let before = app.store.user_by_external_id(external_id).await?;
     let (row, created) = app.store.upsert_external_user(external_id, profile).await?;
     if let Some(before) = before
