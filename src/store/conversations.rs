@@ -83,6 +83,14 @@ impl Founding {
     }
 }
 
+/// What the host changes of a conversation (`None`: left as it is).
+#[derive(AsChangeset)]
+#[diesel(table_name = conversations)]
+struct Changes<'a> {
+    metadata: Option<&'a str>,
+    context_ends_at: Option<Option<Timestamp>>,
+}
+
 /// Which of a viewer's conversations a list shows.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
@@ -395,16 +403,14 @@ impl Store {
         metadata: Option<&str>,
         context_ends_at: Option<Option<Timestamp>>,
     ) -> Result<bool> {
+        let changes = Changes { metadata, context_ends_at };
         with_conn!(self, |conn| {
             let target = conversations::table.find(id);
-            let mut found = diesel::update(target).set(conversations::id.eq(id)).execute(conn).await? == 1;
-            if let Some(metadata) = metadata {
-                found = diesel::update(target).set(conversations::metadata.eq(metadata)).execute(conn).await? == 1;
+            if metadata.is_none() && context_ends_at.is_none() {
+                let found: Option<ConversationId> = target.select(conversations::id).first(conn).await.optional()?;
+                return Ok(found.is_some());
             }
-            if let Some(ends) = context_ends_at {
-                found = diesel::update(target).set(conversations::context_ends_at.eq(ends)).execute(conn).await? == 1;
-            }
-            Ok(found)
+            Ok(diesel::update(target).set(&changes).execute(conn).await? == 1)
         })
     }
 

@@ -169,17 +169,17 @@ impl Store {
         with_conn!(self, |conn| {
             let inserted =
                 diesel::insert_into(users::table).values(&row).on_conflict_do_nothing().execute(conn).await?;
-            if inserted == 0 {
-                let target = users::table.filter(users::external_id.eq(external_id));
-                if let Some(name) = &profile.display_name {
-                    diesel::update(target).set(users::display_name.eq(name)).execute(conn).await?;
-                }
-                if let Some(avatar) = &profile.avatar_url {
-                    diesel::update(target).set(users::avatar_url.eq(avatar)).execute(conn).await?;
-                }
-                if let Some(metadata) = &profile.metadata {
-                    diesel::update(target).set(users::metadata.eq(metadata)).execute(conn).await?;
-                }
+            let changes = Changes {
+                display_name: profile.display_name.as_deref(),
+                avatar_url: profile.avatar_url.as_ref().map(Option::as_deref),
+                metadata: profile.metadata.as_deref(),
+            };
+            let anything = changes.display_name.is_some() || changes.avatar_url.is_some() || changes.metadata.is_some();
+            if inserted == 0 && anything {
+                diesel::update(users::table.filter(users::external_id.eq(external_id)))
+                    .set(&changes)
+                    .execute(conn)
+                    .await?;
             }
             let stored = users::table
                 .filter(users::external_id.eq(external_id))
@@ -221,6 +221,15 @@ pub struct ExternalProfile {
     pub avatar_url: Option<Option<String>>,
     /// JSON, checked (`rules::metadata`).
     pub metadata: Option<String>,
+}
+
+/// The columns an [`ExternalProfile`] changes (`None`: left as they are).
+#[derive(AsChangeset)]
+#[diesel(table_name = users)]
+struct Changes<'a> {
+    display_name: Option<&'a str>,
+    avatar_url: Option<Option<&'a str>>,
+    metadata: Option<&'a str>,
 }
 
 impl ExternalProfile {
