@@ -97,6 +97,7 @@ use crate::http::body_timeout;
 use crate::http::client_ip::TrustedProxies;
 use crate::http::invitations::GroupInvites;
 use crate::http::origin::OriginPolicy;
+use crate::http::socketio::SocketIo;
 use crate::rate_limit::RateLimiter;
 use crate::store::{Committer, CommitterConfig, DatabaseUrl, Permits, Store, redact};
 use crate::types::Timestamp;
@@ -226,6 +227,9 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     let exposure = web::Data::new(config.exposure.clone());
     let invites = web::Data::new(GroupInvites::new(config.exposure.group_invites_per_minute));
     let connections = admission.clone();
+    let socketio = web::Data::new(SocketIo::new(&config.socketio, sessions.clone(), auth.clone(), admission.clone())?);
+    // Served beside the route table (not in it): its path is a setting, and it is no REST.
+    let socketio_path = format!("{}/", config.socketio.path.trim_end_matches('/'));
 
     let addr = listener.local_addr().map_err(|err| Error::Internal(format!("listener: {err}")))?;
     let server = HttpServer::new(move || {
@@ -243,6 +247,13 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
             .app_data(invites.clone())
             .app_data(files.clone())
             .app_data(service_keys.clone())
+            .app_data(socketio.clone())
+            .service(
+                web::resource(socketio_path.as_str())
+                    .wrap(origins.cors())
+                    .route(web::get().to(http::socketio::handle))
+                    .route(web::post().to(http::socketio::handle)),
+            )
             .configure(|cfg| http::routes(cfg, origins.cors()))
             // The last wrapped runs first: a connection over its cap is refused before anything.
             .wrap(from_fn(body_timeout::limit))

@@ -137,11 +137,33 @@ impl Closer {
     }
 }
 
-/// Starts the writer of one WebSocket and returns the handle that feeds it.
+/// Where a session's writer puts what it writes: a WebSocket (`/ws`), or an Engine.IO
+/// connection (`/socket.io/`, which encodes each frame as a Socket.IO packet and carries it over
+/// a WebSocket or long-polling).
+pub trait Socket: 'static {
+    fn send(&mut self, item: Outgoing) -> impl std::future::Future<Output = Result<(), actix_ws::Closed>>;
+    fn close(self, reason: Option<CloseReason>) -> impl std::future::Future<Output = Result<(), actix_ws::Closed>>;
+}
+
+impl Socket for actix_ws::Session {
+    async fn send(&mut self, item: Outgoing) -> Result<(), actix_ws::Closed> {
+        match item {
+            Outgoing::Text(frame) => self.text(frame).await,
+            Outgoing::Ping => self.ping(b"").await,
+            Outgoing::Pong(payload) => self.pong(&payload).await,
+        }
+    }
+
+    async fn close(self, reason: Option<CloseReason>) -> Result<(), actix_ws::Closed> {
+        actix_ws::Session::close(self, reason).await
+    }
+}
+
+/// Starts the writer of one socket and returns the handle that feeds it.
 pub fn start(
     id: SessionId,
     user: UserId,
-    ws: actix_ws::Session,
+    ws: impl Socket,
     socket: Option<SocketGuard>,
     capacity: usize,
     close_timeout: Duration,
@@ -155,7 +177,7 @@ pub fn start(
 
 async fn write(
     id: SessionId,
-    mut ws: actix_ws::Session,
+    mut ws: impl Socket,
     mut items: mpsc::Receiver<Outgoing>,
     mut close_signal: oneshot::Receiver<Closing>,
     socket: Option<SocketGuard>,
@@ -172,7 +194,7 @@ async fn write(
         let written = tokio::select! {
             biased;
             closing = &mut close_signal => break closing.ok(),
-            written = send(&mut ws, item) => written,
+            written = ws.send(item) => written,
         };
         if written.is_err() {
             return; // the connection is gone
@@ -181,7 +203,7 @@ async fn write(
     let (reason, flush) = closing.map_or((None, false), |c| (Some(c.reason), c.flush));
     let finish = async move {
         while flush && let Ok(item) = items.try_recv() {
-            send(&mut ws, item).await?;
+            ws.send(item).await?;
         }
         ws.close(reason).await
     };
@@ -191,14 +213,6 @@ async fn write(
         if let Some(socket) = socket {
             socket.abort();
         }
-    }
-}
-
-async fn send(ws: &mut actix_ws::Session, item: Outgoing) -> Result<(), actix_ws::Closed> {
-    match item {
-        Outgoing::Text(frame) => ws.text(frame).await,
-        Outgoing::Ping => ws.ping(b"").await,
-        Outgoing::Pong(payload) => ws.pong(&payload).await,
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 use clap::{Args, Parser};
 
 mod host;
+mod socketio;
 pub use host::{ConversationStart, Directory, HostConfig, Language, Policies, Registration};
+pub use socketio::SocketIoConfig;
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "parley", version, about = "A self-hosted real-time chat server")]
@@ -95,6 +97,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub host: HostConfig,
+
+    #[command(flatten)]
+    pub socketio: SocketIoConfig,
 
     /// Test-only fault injection (`POST /api/admin/actors/conversations/{id}/fault`). Not a flag:
     /// only code that builds a `Config` itself (the tests) can turn it on.

@@ -68,9 +68,14 @@ impl Admission {
     /// Places for one more session of `user`, from the request's client address; `rate_limited`
     /// when either is full. The session holds them until it ends.
     pub fn session(&self, req: &HttpRequest, user: UserId) -> Result<Vec<Slot>> {
+        self.session_at(client_ip(req, &self.proxies), user)
+    }
+
+    /// The same, for a client at `address` (a Socket.IO session starts after its handshake).
+    pub fn session_at(&self, address: std::net::IpAddr, user: UserId) -> Result<Vec<Slot>> {
         let by_user = self.user_sessions.take(Holder::User(user)).ok_or_else(|| full("sessions_per_user"))?;
-        let address = Holder::Address(client_ip(req, &self.proxies));
-        let by_address = self.address_sessions.take(address).ok_or_else(|| full("sessions_per_address"))?;
+        let by_address =
+            self.address_sessions.take(Holder::Address(address)).ok_or_else(|| full("sessions_per_address"))?;
         Ok(vec![by_user, by_address])
     }
 }

@@ -18,6 +18,7 @@ mod openapi;
 pub mod origin;
 mod ranges;
 mod service;
+pub mod socketio;
 mod users;
 mod ws;
 

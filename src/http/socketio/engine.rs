@@ -1,0 +1,295 @@
+//! One Engine.IO connection (a `sid`): its transport (long-polling, then perhaps a WebSocket
+//! after the upgrade, or a WebSocket from the start), the packets it receives, and the Socket.IO
+//! session it carries, which is an ordinary [`WsSession`]: the CONNECT packet authenticates and
+//! starts one, EVENT packets reach it as the frames of `/ws` would, and what it writes goes out
+//! through an [`EngineSocket`], which turns each frame into a Socket.IO packet. Ordering,
+//! acknowledgement after commit, slow consumers, rates and presence are therefore `/ws`'s own.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use actix::{Actor, AsyncContext};
+use actix_web::web::Bytes;
+use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
+use bytestring::ByteString;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::packets::{ClientPacket, from_frame, namespace_prefix, to_frame};
+use super::{Engines, SocketIo};
+use crate::actors::outgoing::{self, Outgoing, Socket, close};
+use crate::actors::session::WsSession;
+use crate::error::{Error, Result};
+use crate::types::SessionId;
+
+/// Packets waiting for the next poll; a client that stops polling fills this, then its
+/// session's outgoing queue, and is closed as a slow consumer (1013).
+const POLL_BUFFER: usize = 64;
+/// Frames waiting for the session: a client that sends faster than its session reads is cut
+/// off, as `/ws` cuts one that sends too many frames.
+const INBOUND: usize = 64;
+
+/// What the handshake request said, for the CONNECT packet that may come later.
+pub struct Handshake {
+    /// A token in the `token` query parameter or the `Authorization` header.
+    pub token: Option<String>,
+    pub client_ip: std::net::IpAddr,
+}
+
+pub struct Engine {
+    pub sid: String,
+    handshake: Handshake,
+    to_poll: mpsc::Sender<String>,
+    /// The one poll at a time holds this.
+    polled: tokio::sync::Mutex<mpsc::Receiver<String>>,
+    /// The WebSocket once there is one (from the start, or after the upgrade).
+    ws: tokio::sync::Mutex<Option<actix_ws::Session>>,
+    /// The session's input, once CONNECT started it.
+    inbound: Mutex<Option<mpsc::Sender<AggregatedMessage>>>,
+    /// The namespace the session connected to.
+    namespace: Mutex<Option<String>>,
+    closed: AtomicBool,
+}
+
+#[derive(Deserialize)]
+struct Auth {
+    token: Option<String>,
+}
+
+impl Engine {
+    pub fn new(sid: String, handshake: Handshake, ws: Option<actix_ws::Session>) -> Arc<Engine> {
+        let (to_poll, polled) = mpsc::channel(POLL_BUFFER);
+        Arc::new(Engine {
+            sid,
+            handshake,
+            to_poll,
+            polled: tokio::sync::Mutex::new(polled),
+            ws: tokio::sync::Mutex::new(ws),
+            inbound: Mutex::new(None),
+            namespace: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Has a CONNECT started a session on it?
+    pub fn has_session(&self) -> bool {
+        self.namespace.lock().map(|n| n.is_some()).unwrap_or(false)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Writes one Engine.IO packet on the transport of the moment.
+    pub async fn write(&self, packet: String) -> Result<(), actix_ws::Closed> {
+        let mut ws = self.ws.lock().await;
+        match ws.as_mut() {
+            Some(ws) => ws.text(packet).await,
+            None => self.to_poll.send(packet).await.map_err(|_| actix_ws::Closed),
+        }
+    }
+
+    /// A long-polling GET: the packets waiting (at least one: it waits for the next), up to
+    /// `max_bytes`. `None` when another poll is under way (the protocol allows one).
+    pub async fn poll(&self, max_bytes: usize) -> Option<String> {
+        let mut polled = self.polled.try_lock().ok()?;
+        let Some(first) = polled.recv().await else { return Some("1".into()) };
+        let mut body = first;
+        while body.len() < max_bytes
+            && let Ok(next) = polled.try_recv()
+        {
+            body.push(super::packets::SEPARATOR);
+            body.push_str(&next);
+        }
+        Some(body)
+    }
+
+    /// The client asked to move to `ws` (after `2probe` / `3probe`): the pending poll ends with a
+    /// noop, what was waiting for a poll goes out on the WebSocket, and so does everything after.
+    pub async fn upgrade_to(&self, mut socket: actix_ws::Session) -> Result<(), actix_ws::Closed> {
+        let mut ws = self.ws.lock().await;
+        let _ = self.to_poll.try_send("6".into());
+        if let Ok(mut polled) = self.polled.try_lock() {
+            while let Ok(waiting) = polled.try_recv() {
+                if waiting != "6" {
+                    socket.text(waiting).await?;
+                }
+            }
+        }
+        *ws = Some(socket);
+        Ok(())
+    }
+
+    /// Ends the connection: the WebSocket closes, a poll gets the close packet, and the session
+    /// (if any) hears its input end.
+    pub async fn close(&self, engines: &Engines) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        engines.remove(&self.sid);
+        self.inbound.lock().map(|mut inbound| inbound.take()).ok();
+        match self.ws.lock().await.take() {
+            Some(ws) => drop(ws.close(None).await),
+            None => drop(self.to_poll.try_send("1".into())),
+        }
+    }
+
+    /// One Engine.IO packet from the client (a WebSocket frame, or one of a POST's).
+    pub async fn receive(self: &Arc<Self>, packet: &str, io: &SocketIo) -> Result<()> {
+        let (kind, data) = packet.split_at_checked(1).ok_or_else(|| Error::bad_request("empty Engine.IO packet"))?;
+        match kind {
+            "1" => self.close(&io.engines).await,
+            "3" => self.to_session(AggregatedMessage::Pong(Bytes::new())),
+            "4" => self.message(data, io).await?,
+            "6" => {}
+            _ => return Err(Error::bad_request(format!("unexpected Engine.IO packet of type {kind}"))),
+        }
+        Ok(())
+    }
+
+    /// A Socket.IO packet.
+    async fn message(self: &Arc<Self>, text: &str, io: &SocketIo) -> Result<()> {
+        match ClientPacket::parse(text) {
+            Ok(ClientPacket::Connect { namespace, auth }) => self.connect(namespace, auth, io).await,
+            Ok(ClientPacket::Disconnect { .. }) => {
+                self.to_session(AggregatedMessage::Close(None));
+                Ok(())
+            }
+            Ok(ClientPacket::Event { id, args, .. }) => {
+                match to_frame(args, id, &io.aliases) {
+                    Ok(frame) => self.to_session(AggregatedMessage::Text(ByteString::from(frame))),
+                    Err(err) => self.refuse(id, &err).await,
+                }
+                Ok(())
+            }
+            Ok(ClientPacket::Ack) => Ok(()),
+            Ok(ClientPacket::Binary) => {
+                let err = Error::bad_request("binary packets are not supported: Parley's commands are JSON");
+                self.refuse(None, &err).await;
+                Ok(())
+            }
+            Err(err) => {
+                self.refuse(None, &err).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// An event the session never saw, answered with its error (through its ack, if it asked).
+    async fn refuse(&self, id: Option<u64>, err: &Error) {
+        let frame = crate::protocol::encode_error(id.map(|id| crate::protocol::Ref::Number(id.into())).as_ref(), err);
+        let namespace = self.namespace.lock().ok().and_then(|n| n.clone()).unwrap_or_else(|| "/".into());
+        if let Some(packet) = from_frame(&frame, &namespace, &super::aliases::Aliases::default()) {
+            let _ = self.write(format!("4{packet}")).await;
+        }
+    }
+
+    /// CONNECT: the token (the packet's `auth.token`, else the handshake's) is checked as at
+    /// `/ws`; then a session starts. A refusal is a CONNECT_ERROR, which the client surfaces.
+    async fn connect(self: &Arc<Self>, namespace: &str, auth: Option<&str>, io: &SocketIo) -> Result<()> {
+        let prefix = namespace_prefix(namespace).into_owned();
+        let refused = |message: String| format!("44{prefix}{}", serde_json::json!({ "message": message }));
+        if !io.namespaces.iter().any(|n| n == namespace) {
+            let _ = self.write(refused("Invalid namespace".into())).await;
+            return Ok(());
+        }
+        if self.namespace.lock().map(|n| n.is_some()).unwrap_or(true) {
+            let _ = self.write(refused("already connected: one namespace per connection".into())).await;
+            return Ok(());
+        }
+        let token = auth.and_then(|a| serde_json::from_str::<Auth>(a).ok()).and_then(|a| a.token);
+        let Some(token) = token.or_else(|| self.handshake.token.clone()) else {
+            let _ = self.write(refused("missing token: auth.token, ?token= or Authorization: Bearer".into())).await;
+            return Ok(());
+        };
+        match self.start_session(namespace, &token, io).await {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                let _ = self.write(refused(err.to_string())).await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn start_session(self: &Arc<Self>, namespace: &str, token: &str, io: &SocketIo) -> Result<()> {
+        let caller = io.auth.authenticate(token).await?;
+        let deps = io.deps.clone();
+        let user = deps.store.user(caller.id).await?.ok_or_else(|| Error::Unauthorized("unknown user".into()))?;
+        let user = user.to_user();
+        let slots = io.admission.session_at(self.handshake.client_ip, user.id)?;
+        let id = SessionId::random();
+        // The CONNECT answer goes out before anything of the session's.
+        let prefix = namespace_prefix(namespace);
+        self.write(format!("40{prefix}{}", serde_json::json!({ "sid": id.0.to_string() })))
+            .await
+            .map_err(|_| Error::Unavailable("the connection closed".into()))?;
+        let (input, received) = mpsc::channel(INBOUND);
+        if let Ok(mut namespace_slot) = self.namespace.lock() {
+            *namespace_slot = Some(namespace.to_string());
+        }
+        if let Ok(mut inbound) = self.inbound.lock() {
+            *inbound = Some(input);
+        }
+        let socket = EngineSocket { engine: self.clone(), namespace: namespace.to_string(), io: io.clone() };
+        let limits = &deps.limits;
+        let out = outgoing::start(
+            id,
+            user.id,
+            socket,
+            None,
+            limits.outgoing_queue,
+            std::time::Duration::from_millis(limits.close_timeout_ms),
+        );
+        let stream = futures_util::stream::unfold(received, |mut received| async move {
+            received.recv().await.map(|message| (Ok::<_, ProtocolError>(message), received))
+        });
+        WsSession::create(move |ctx| {
+            ctx.add_stream(stream);
+            WsSession::new(user, &caller, out, deps, slots)
+        });
+        Ok(())
+    }
+
+    /// Hands the session a frame; a session that cannot take it (its input is full: the client
+    /// floods) is ended.
+    fn to_session(&self, message: AggregatedMessage) {
+        let Ok(mut inbound) = self.inbound.lock() else { return };
+        if let Some(input) = inbound.as_ref()
+            && input.try_send(message).is_err()
+        {
+            inbound.take(); // the session sees its input end, and stops
+        }
+    }
+}
+
+/// What a session's writer writes to, for a Socket.IO client: each frame as a Socket.IO packet
+/// of the session's namespace, pings as Engine.IO pings; a close as the DISCONNECT that tells
+/// the client not to come back (an expired token, a normal end), or else as the transport
+/// closing, after which socket.io-client reconnects by itself (a restart, a slow consumer).
+pub struct EngineSocket {
+    engine: Arc<Engine>,
+    namespace: String,
+    io: SocketIo,
+}
+
+impl Socket for EngineSocket {
+    async fn send(&mut self, item: Outgoing) -> Result<(), actix_ws::Closed> {
+        match item {
+            Outgoing::Text(frame) => match from_frame(&frame, &self.namespace, &self.io.aliases) {
+                Some(packet) => self.engine.write(format!("4{packet}")).await,
+                None => Ok(()),
+            },
+            Outgoing::Ping => self.engine.write("2".into()).await,
+            Outgoing::Pong(_) => Ok(()),
+        }
+    }
+
+    async fn close(self, reason: Option<CloseReason>) -> Result<(), actix_ws::Closed> {
+        let code = reason.map_or(close::NORMAL, |r| u16::from(r.code));
+        if matches!(code, close::NORMAL | close::TOKEN_EXPIRED) {
+            let _ = self.engine.write(format!("41{}", namespace_prefix(&self.namespace))).await;
+        }
+        self.engine.close(&self.io.engines).await;
+        Ok(())
+    }
+}
