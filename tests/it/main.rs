@@ -44,6 +44,7 @@
 //! - `archival`: archive and restore, the automatic sweep, hiding from one's list.
 //! - `custom_events`: the host's events for a conversation's or a user's sessions.
 //! - `openapi`: docs/openapi.json matches the route table, and the server serves it.
+//! - `socketio`: socket.io-client front-ends (polling, WebSocket, the upgrade, aliases) on Parley.
 //!
 //! The live connection
 //! - `frames`: what the WebSocket does with bad, oversized, broken and flooding frames.
@@ -116,6 +117,7 @@ mod session_limits;
 mod sessions;
 mod sign_out_everywhere;
 mod slow_consumers;
+mod socketio;
 mod startup;
 mod storage;
 mod system_messages;

@@ -3,7 +3,8 @@
 //! killed by SIGKILL or Redis going away costs nothing acknowledged ([`failures`]); membership
 //! changes reach every node, even across an outage ([`membership`]); a file uploaded through
 //! one node downloads through another ([`files`]); archives, custom events and renames of the
-//! host's hold on every node, and several nodes sweep without archiving twice ([`host`]); and what a node refuses to start with
+//! host's hold on every node, and several nodes sweep without archiving twice ([`host`]);
+//! socket.io-client front-ends on two nodes ([`socketio`]); and what a node refuses to start with
 //! ([`startup`]).
 //!
 //! These run on PostgreSQL only (SQLite is for one node; only the test that SQLite refuses a
@@ -17,6 +18,7 @@ mod failures;
 mod files;
 mod host;
 mod membership;
+mod socketio;
 mod startup;
 
 use serde_json::Value;

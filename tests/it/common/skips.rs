@@ -9,7 +9,8 @@
 //! names the suites that were skipped, with counts. libtest's `ignored` would count them too,
 //! but it is decided at compile time (a build script reading the environment) and a
 //! `--include-ignored` run would then fail for want of a database; a note at exit needs neither.
-//! CI sets `PARLEY_REQUIRE_POSTGRES`, `PARLEY_REQUIRE_BROWSER` and `PARLEY_REQUIRE_S3`, which
+//! CI sets `PARLEY_REQUIRE_POSTGRES`, `PARLEY_REQUIRE_BROWSER`, `PARLEY_REQUIRE_S3` and
+//! `PARLEY_REQUIRE_SOCKETIO`, which
 //! turn a skip into a failure, and checks that this line says nothing was skipped.
 //!
 //! A test is counted once per suite, by its name (libtest runs each test on a thread named
@@ -30,6 +31,8 @@ pub enum Suite {
     Browser,
     /// Attachment storage on an S3-compatible server.
     S3,
+    /// The Socket.IO endpoint driven by the real socket.io-client, in Node.
+    SocketIo,
 }
 
 impl Suite {
@@ -39,6 +42,7 @@ impl Suite {
             Suite::Cluster => "cluster test(s)",
             Suite::Browser => "browser test(s)",
             Suite::S3 => "S3 test(s)",
+            Suite::SocketIo => "socket.io-client test(s)",
         }
     }
 
@@ -50,6 +54,7 @@ impl Suite {
             }
             Suite::Browser => "apt-get install chromium, then npm ci --prefix tests/browser",
             Suite::S3 => "eval \"$(scripts/s3-server.sh)\" starts a server and sets PARLEY_TEST_S3_URL",
+            Suite::SocketIo => "npm ci --prefix tests/socketio",
         }
     }
 }
