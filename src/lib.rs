@@ -32,7 +32,9 @@
 //!   port), and each session's outgoing queue.
 //! - [`auth`]: tokens, passwords, and the `AuthUser` extractor.
 //! - [`http`]: the route table and one module per resource; what the server admits from one
-//!   client (`admission`, `body_timeout`, `client_ip`, `invitations`).
+//!   client (`admission`, `body_timeout`, `client_ip`, `invitations`); the host's service API
+//!   (`service`); Socket.IO over Engine.IO at `/socket.io/` (`socketio`), whose sessions are
+//!   `/ws`'s.
 //! - [`rules`]: the checks and limits every door applies alike (send, title, group size, page
 //!   sizes, what the host gives); [`system_messages`]: what Parley's own system messages say,
 //!   in English or French, and the checks on the host's.

@@ -104,16 +104,22 @@ impl Engine {
         Some(body)
     }
 
-    /// The client asked to move to `ws` (after `2probe` / `3probe`): the pending poll ends with a
-    /// noop, what was waiting for a poll goes out on the WebSocket, and so does everything after.
+    /// A probe came on a new WebSocket: the pending poll, if any, ends now with a noop, so that
+    /// the client can pause polling and finish the upgrade without waiting for a ping.
+    pub fn probed(&self) {
+        let _ = self.to_poll.try_send("6".into());
+    }
+
+    /// The client moved to `socket` (after `2probe` / `3probe`, then `5`): what still waits for
+    /// a poll goes out on the WebSocket first, then everything after it. (A noop releases the
+    /// last poll, which lets go of the queue.)
     pub async fn upgrade_to(&self, mut socket: actix_ws::Session) -> Result<(), actix_ws::Closed> {
         let mut ws = self.ws.lock().await;
-        let _ = self.to_poll.try_send("6".into());
-        if let Ok(mut polled) = self.polled.try_lock() {
-            while let Ok(waiting) = polled.try_recv() {
-                if waiting != "6" {
-                    socket.text(waiting).await?;
-                }
+        self.probed(); // a poll still waiting returns (the writer, held here, could not wake it)
+        let mut polled = self.polled.lock().await;
+        while let Ok(waiting) = polled.try_recv() {
+            if waiting != "6" {
+                socket.text(waiting).await?;
             }
         }
         *ws = Some(socket);

@@ -245,7 +245,7 @@ async fn upgrade(engine: Arc<Engine>, mut session: actix_ws::Session, mut stream
         let actix_ws::AggregatedMessage::Text(text) = message else { continue };
         match &*text {
             "2probe" if session.text("3probe").await.is_err() => return,
-            "2probe" => {}
+            "2probe" => engine.probed(),
             "5" => {
                 if engine.upgrade_to(session).await.is_ok() {
                     read(engine, stream, io).await;
