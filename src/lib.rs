@@ -250,12 +250,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
             .app_data(files.clone())
             .app_data(service_keys.clone())
             .app_data(socketio.clone())
-            .service(
-                web::resource(socketio_path.as_str())
-                    .wrap(origins.cors())
-                    .route(web::get().to(http::socketio::handle))
-                    .route(web::post().to(http::socketio::handle)),
-            )
+            .service(web::resource(socketio_path.as_str()).wrap(origins.cors()).to(http::socketio::handle))
             .configure(|cfg| http::routes(cfg, origins.cors()))
             // The last wrapped runs first: a connection over its cap is refused before anything.
             .wrap(from_fn(body_timeout::limit))

@@ -45,6 +45,7 @@
 //! - `custom_events`: the host's events for a conversation's or a user's sessions.
 //! - `openapi`: docs/openapi.json matches the route table, and the server serves it.
 //! - `socketio`: socket.io-client front-ends (polling, WebSocket, the upgrade, aliases) on Parley.
+//! - `socketio_protocol`: Engine.IO and Socket.IO by hand, one behaviour of their test suites each.
 //!
 //! The live connection
 //! - `frames`: what the WebSocket does with bad, oversized, broken and flooding frames.
@@ -118,6 +119,7 @@ mod sessions;
 mod sign_out_everywhere;
 mod slow_consumers;
 mod socketio;
+mod socketio_protocol;
 mod startup;
 mod storage;
 mod system_messages;

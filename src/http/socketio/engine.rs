@@ -48,7 +48,13 @@ pub struct Engine {
     inbound: Mutex<Option<mpsc::Sender<AggregatedMessage>>>,
     /// The namespace the session connected to.
     namespace: Mutex<Option<String>>,
+    /// On a WebSocket since the upgrade: polls of this sid are refused.
+    upgraded: AtomicBool,
+    /// A WebSocket came to take this connection over.
+    upgrading: AtomicBool,
     closed: AtomicBool,
+    /// Wakes a waiting poll when the connection ends (its buffer may be too full for `1`).
+    ended: tokio::sync::Notify,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +65,8 @@ struct Auth {
 impl Engine {
     pub fn new(sid: String, handshake: Handshake, ws: Option<actix_ws::Session>) -> Arc<Engine> {
         let (to_poll, polled) = mpsc::channel(POLL_BUFFER);
+        let upgraded = AtomicBool::new(ws.is_some());
+        let upgrading = ws.is_some();
         Arc::new(Engine {
             sid,
             handshake,
@@ -67,7 +75,10 @@ impl Engine {
             ws: tokio::sync::Mutex::new(ws),
             inbound: Mutex::new(None),
             namespace: Mutex::new(None),
+            upgrading: AtomicBool::new(upgrading),
+            upgraded,
             closed: AtomicBool::new(false),
+            ended: tokio::sync::Notify::new(),
         })
     }
 
@@ -80,8 +91,21 @@ impl Engine {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Takes the one upgrade a connection may have (a second WebSocket with its sid is refused).
+    pub fn claim_upgrade(&self) -> bool {
+        !self.upgrading.swap(true, Ordering::AcqRel)
+    }
+
+    /// On a WebSocket, from the start or since the upgrade.
+    pub fn is_upgraded(&self) -> bool {
+        self.upgraded.load(Ordering::Acquire)
+    }
+
     /// Writes one Engine.IO packet on the transport of the moment.
     pub async fn write(&self, packet: String) -> Result<(), actix_ws::Closed> {
+        if self.is_closed() {
+            return Err(actix_ws::Closed); // nothing follows the close packet
+        }
         let mut ws = self.ws.lock().await;
         match ws.as_mut() {
             Some(ws) => ws.text(packet).await,
@@ -93,13 +117,29 @@ impl Engine {
     /// `max_bytes`. `None` when another poll is under way (the protocol allows one).
     pub async fn poll(&self, max_bytes: usize) -> Option<String> {
         let mut polled = self.polled.try_lock().ok()?;
-        let Some(first) = polled.recv().await else { return Some("1".into()) };
-        let mut body = first;
+        // Registered before the check, so that an end between the two still wakes this poll.
+        let ended = self.ended.notified();
+        tokio::pin!(ended);
+        ended.as_mut().enable();
+        let first = if self.is_closed() {
+            polled.try_recv().ok()
+        } else {
+            tokio::select! {
+                first = polled.recv() => first,
+                () = ended => None,
+            }
+        };
+        let Some(mut body) = first.or_else(|| polled.try_recv().ok()) else { return Some("1".into()) };
         while body.len() < max_bytes
             && let Ok(next) = polled.try_recv()
         {
             body.push(super::packets::SEPARATOR);
             body.push_str(&next);
+        }
+        // Ended meanwhile, with everything delivered: the client learns it now.
+        if self.is_closed() && polled.is_empty() && !body.ends_with('1') {
+            body.push(super::packets::SEPARATOR);
+            body.push('1');
         }
         Some(body)
     }
@@ -123,6 +163,7 @@ impl Engine {
             }
         }
         *ws = Some(socket);
+        self.upgraded.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -132,12 +173,14 @@ impl Engine {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
+        log::debug!("socket.io {}: closed", self.sid);
         engines.remove(&self.sid);
         self.inbound.lock().map(|mut inbound| inbound.take()).ok();
         match self.ws.lock().await.take() {
             Some(ws) => drop(ws.close(None).await),
             None => drop(self.to_poll.try_send("1".into())),
         }
+        self.ended.notify_waiters();
     }
 
     /// One Engine.IO packet from the client (a WebSocket frame, or one of a POST's).
@@ -145,6 +188,8 @@ impl Engine {
         let (kind, data) = packet.split_at_checked(1).ok_or_else(|| Error::bad_request("empty Engine.IO packet"))?;
         match kind {
             "1" => self.close(&io.engines).await,
+            // The binary attachment of a binary event, which was refused already.
+            "b" => {}
             "3" => self.to_session(AggregatedMessage::Pong(Bytes::new())),
             "4" => self.message(data, io).await?,
             "6" => {}
@@ -169,9 +214,9 @@ impl Engine {
                 Ok(())
             }
             Ok(ClientPacket::Ack) => Ok(()),
-            Ok(ClientPacket::Binary) => {
+            Ok(ClientPacket::Binary { id }) => {
                 let err = Error::bad_request("binary packets are not supported: Parley's commands are JSON");
-                self.refuse(None, &err).await;
+                self.refuse(id, &err).await;
                 Ok(())
             }
             Err(err) => {
@@ -297,5 +342,16 @@ impl Socket for EngineSocket {
         }
         self.engine.close(&self.io.engines).await;
         Ok(())
+    }
+}
+
+/// A writer that gives up (its close did not go through in time: the client reads nothing)
+/// drops its socket: the connection ends then too, so that a waiting poll is answered `1`.
+impl Drop for EngineSocket {
+    fn drop(&mut self) {
+        if !self.engine.is_closed() {
+            let (engine, engines) = (self.engine.clone(), self.io.engines.clone());
+            actix_web::rt::spawn(async move { engine.close(&engines).await });
+        }
     }
 }

@@ -153,7 +153,7 @@ fn text(body: String) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; charset=UTF-8").body(body)
 }
 
-/// GET and POST /socket.io/?EIO=4&transport=polling|websocket[&sid=…]
+/// GET and POST /socket.io/?EIO=4&transport=polling|websocket[&sid=…] (any other method: 400)
 pub async fn handle(
     req: HttpRequest,
     payload: web::Payload,
@@ -179,6 +179,9 @@ pub async fn handle(
             let Some(engine) = io.engines.get(sid).filter(|e| !e.is_closed()) else {
                 return Ok(refusal(1, "Session ID unknown"));
             };
+            if engine.is_upgraded() {
+                return Ok(refusal(3, "Bad request: the connection is on a WebSocket"));
+            }
             if *method == Method::GET {
                 return match engine.poll(io.max_payload).await {
                     Some(body) => Ok(text(body)),
@@ -205,6 +208,9 @@ pub async fn handle(
         (Some("websocket"), sid, _) => {
             let upgrading = match sid {
                 Some(sid) => match io.engines.get(sid).filter(|e| !e.is_closed()) {
+                    Some(engine) if !engine.claim_upgrade() => {
+                        return Ok(refusal(3, "Bad request: the connection is on a WebSocket already"));
+                    }
                     Some(engine) => Some(engine),
                     None => return Ok(refusal(1, "Session ID unknown")),
                 },

@@ -39,8 +39,10 @@ pub enum ClientPacket<'a> {
     },
     /// An answer to an event the server asked to be acknowledged (it asks none).
     Ack,
-    /// An event or an ack with binary attachments (Parley's commands are JSON).
-    Binary,
+    /// An event or an ack with binary attachments (Parley's commands are JSON), with its ack id.
+    Binary {
+        id: Option<u64>,
+    },
 }
 
 impl<'a> ClientPacket<'a> {
@@ -48,9 +50,10 @@ impl<'a> ClientPacket<'a> {
         let bad = |why: &str| Error::bad_request(format!("bad Socket.IO packet: {why}"));
         let mut chars = text.chars();
         let kind = chars.next().ok_or_else(|| bad("empty"))?;
-        let rest = chars.as_str();
+        let mut rest = chars.as_str();
         if matches!(kind, '5' | '6') {
-            return Ok(ClientPacket::Binary);
+            // `5<attachments>-[/namespace,][id][...]`
+            rest = rest.split_once('-').map_or("", |(_, after)| after);
         }
         let (namespace, rest) = match rest.strip_prefix('/') {
             Some(_) => match rest.split_once(',') {
@@ -68,6 +71,7 @@ impl<'a> ClientPacket<'a> {
             '2' if json.starts_with('[') => Ok(ClientPacket::Event { namespace, id, args: json }),
             '2' => Err(bad("an event is a JSON array")),
             '3' => Ok(ClientPacket::Ack),
+            '5' | '6' => Ok(ClientPacket::Binary { id }),
             _ => Err(bad("unknown type")),
         }
     }
@@ -182,7 +186,11 @@ mod tests {
             ClientPacket::parse(r#"2/chat,["typing:start",{}]"#).unwrap(),
             ClientPacket::Event { namespace: "/chat", id: None, args: r#"["typing:start",{}]"# }
         );
-        assert_eq!(ClientPacket::parse(r#"51-["x",{"_placeholder":true,"num":0}]"#).unwrap(), ClientPacket::Binary);
+        assert_eq!(
+            ClientPacket::parse(r#"51-["x",{"_placeholder":true,"num":0}]"#).unwrap(),
+            ClientPacket::Binary { id: None }
+        );
+        assert_eq!(ClientPacket::parse(r#"51-/chat,9["x",{}]"#).unwrap(), ClientPacket::Binary { id: Some(9) });
         assert!(ClientPacket::parse("").is_err());
         assert!(ClientPacket::parse("9").is_err());
         assert!(ClientPacket::parse(r#"2{"not":"an array"}"#).is_err());

@@ -7,7 +7,6 @@
 use serde_json::json;
 
 use crate::common::cluster::*;
-use crate::common::*;
 use crate::socketio::{check_history, drive, socket_io_available};
 
 #[actix_web::test]
