@@ -9,7 +9,8 @@
 //! Uploads (`POST …/attachments`) get `PARLEY_UPLOAD_TIMEOUT_MS` instead: a 10 MiB photo over a
 //! slow mobile link takes minutes, not seconds.
 //!
-//! The WebSocket upgrade is left alone: its "body" is the WebSocket, which has a heartbeat.
+//! A WebSocket upgrade is left alone, at `/ws` and at `/socket.io/` alike: its "body" is the
+//! WebSocket, which lives for hours and has a heartbeat.
 
 use std::io;
 use std::pin::Pin;
@@ -26,13 +27,18 @@ use futures_util::Stream;
 use crate::config::Exposure;
 use crate::error::Error;
 
-/// Middleware: every request body but the WebSocket's gets the deadline.
+/// Middleware: every request body but a WebSocket's gets the deadline.
 pub async fn limit(
     exposure: web::Data<Exposure>,
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    if req.path() != "/ws" {
+    let websocket = req
+        .headers()
+        .get(actix_web::http::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !websocket {
         // An upload is allowed longer (PARLEY_UPLOAD_TIMEOUT_MS).
         let upload = req.method() == actix_web::http::Method::POST && req.path().ends_with("/attachments");
         let deadline = if upload { exposure.upload_timeout() } else { exposure.body_timeout() };

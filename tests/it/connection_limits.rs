@@ -11,7 +11,54 @@ use tokio::net::TcpStream;
 use crate::common::raw::{closed_by_server, read_answer};
 use crate::common::*;
 
-backends!(a_body_that_never_comes_is_timed_out, an_address_over_its_connection_cap_is_refused);
+backends!(
+    a_body_that_never_comes_is_timed_out,
+    an_address_over_its_connection_cap_is_refused,
+    a_socket_io_websocket_outlives_the_body_deadline,
+);
+
+/// The body deadline is for request bodies, not for WebSockets, which live for hours: a
+/// Socket.IO WebSocket that answers its pings is open, and answers, well past
+/// `PARLEY_BODY_TIMEOUT_MS` (it was cut at the deadline once, as /ws never was).
+async fn a_socket_io_websocket_outlives_the_body_deadline(backend: Backend) {
+    use awc::ws;
+    use futures_util::{SinkExt, StreamExt};
+    let server = TestServer::start_with(backend, |config| {
+        config.exposure.body_timeout_ms = 300;
+        config.limits.heartbeat_ms = 100;
+    })
+    .await;
+    let alice = server.user("alice").await;
+    let url = format!("{}/socket.io/?EIO=4&transport=websocket", server.ws_base);
+    let (_, mut socket) = awc::Client::new().ws(url).connect().await.expect("a WebSocket");
+    let text = |t: String| ws::Message::Text(t.into());
+    socket.send(text(format!("40{}", serde_json::json!({"token": alice.token})))).await.expect("send");
+    // Ten pings answered: a second past the deadline, counted by the server's own heartbeat.
+    let mut pings = 0;
+    let started = Instant::now();
+    while pings < 10 {
+        let frame = tokio::time::timeout(PATIENCE, socket.next()).await.expect("in time").expect("still open");
+        match frame.expect("a frame") {
+            ws::Frame::Text(t) if &t[..] == b"2" => {
+                pings += 1;
+                socket.send(text("3".into())).await.expect("pong");
+            }
+            ws::Frame::Close(reason) => panic!("closed after {:?}: {reason:?}", started.elapsed()),
+            _ => {}
+        }
+    }
+    assert!(started.elapsed() > Duration::from_millis(300), "past the body deadline");
+    socket.send(text(format!("421{}", serde_json::json!(["ping"])))).await.expect("send");
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, socket.next()).await.expect("in time").expect("still open");
+        if let Ok(ws::Frame::Text(t)) = frame
+            && &t[..] == b"431[{}]"
+        {
+            break;
+        }
+    }
+    server.stop().await;
+}
 
 async fn a_body_that_never_comes_is_timed_out(backend: Backend) {
     let server = TestServer::start_with(backend, |config| config.exposure.body_timeout_ms = 300).await;
