@@ -174,8 +174,7 @@ pub async fn archive(
     caller: AuthUser,
     id: web::Path<ConversationId>,
 ) -> Result<HttpResponse> {
-    app.registry.call(*id, Archive { by: Some(caller.id), archive: true }).await?;
-    Ok(HttpResponse::Ok().json(fetch(&app, caller.id, *id).await?))
+    set_archived(&app, Some(caller.id), *id, true).await
 }
 
 /// POST /api/conversations/{id}/restore → Conversation (the group's owner)
@@ -184,8 +183,19 @@ pub async fn restore(
     caller: AuthUser,
     id: web::Path<ConversationId>,
 ) -> Result<HttpResponse> {
-    app.registry.call(*id, Archive { by: Some(caller.id), archive: false }).await?;
-    Ok(HttpResponse::Ok().json(fetch(&app, caller.id, *id).await?))
+    set_archived(&app, Some(caller.id), *id, false).await
+}
+
+/// Archives (or restores) `id` through its actor, as `by` (a group's owner) or the service
+/// (`None`); the answer is the conversation as the actor sees it now.
+pub(super) async fn set_archived(
+    app: &AppState,
+    by: Option<UserId>,
+    id: ConversationId,
+    archive: bool,
+) -> Result<HttpResponse> {
+    app.registry.call(id, Archive { by, archive }).await?;
+    Ok(HttpResponse::Ok().json(fetch(app, by.unwrap_or(UserId::SYSTEM), id).await?))
 }
 
 /// POST /api/conversations/{id}/hide → Conversation: out of the caller's list until its next

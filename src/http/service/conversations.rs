@@ -9,11 +9,11 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::super::conversations::{fetch, opened};
+use super::super::conversations::{fetch, opened, set_archived};
 use super::super::created;
 use super::super::messages::{HistoryQuery, page};
 use super::{EventBody, user};
-use crate::actors::conversation::{AddMember, Archive, PostSystem, PushEvent, RemoveMember};
+use crate::actors::conversation::{AddMember, PostSystem, PushEvent, RemoveMember};
 use crate::actors::presence::DeliverTo;
 use crate::app::AppState;
 use crate::auth::ServiceCaller;
@@ -256,8 +256,7 @@ pub async fn archive(
     _service: ServiceCaller,
     id: web::Path<ConversationId>,
 ) -> Result<HttpResponse> {
-    app.registry.call(*id, Archive { by: None, archive: true }).await?;
-    Ok(HttpResponse::Ok().json(fetch(&app, UserId::SYSTEM, *id).await?))
+    set_archived(&app, None, *id, true).await
 }
 
 /// POST /api/service/conversations/{id}/restore → Conversation
@@ -266,8 +265,7 @@ pub async fn restore(
     _service: ServiceCaller,
     id: web::Path<ConversationId>,
 ) -> Result<HttpResponse> {
-    app.registry.call(*id, Archive { by: None, archive: false }).await?;
-    Ok(HttpResponse::Ok().json(fetch(&app, UserId::SYSTEM, *id).await?))
+    set_archived(&app, None, *id, false).await
 }
 
 /// POST /api/service/conversations/{id}/events {name, payload} → 204 once the event is on its way
